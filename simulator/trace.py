@@ -1,0 +1,558 @@
+"""The trace: the one contract between `model/` (which records it) and `simulator/`.
+
+A trace is a manifest (what was traced), a layer table (one row per compute layer, in
+execution order) and small per-layer arrays. `docs/trace-format.md` documents every
+field. On disk it is a directory that pandas, numpy and `json` read without this
+package; it is written and read only through this module, which validates it.
+
+No torch here: a trace recorded on a GPU box is simulated anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+
+MANIFEST_FILE = "manifest.json"
+LAYERS_FILE = "layers.csv"
+ARRAYS_FILE = "arrays.npz"
+
+LAYER_KINDS = ("conv", "linear", "attn_qk", "attn_v", "lif", "pool", "selector", "head")
+VALUE_KINDS = ("spike", "integer", "rate", "real")
+SOURCES = ("recorded", "synthetic", "gemm")
+# Layers that hold a static weight tensor (and so `nnz_per_out_channel`).
+WEIGHTED_KINDS = ("conv", "linear", "selector", "head")
+
+# Column name -> dtype, in file order. See docs/trace-format.md for units.
+LAYER_COLUMNS: dict[str, str] = {
+    "layer": "str",
+    "kind": "str",
+    "block": "int",
+    "in_shape": "str",
+    "out_shape": "str",
+    "timesteps": "int",
+    "tokens_in": "int",
+    "tokens_out": "int",
+    "in_numel": "int",
+    "out_numel": "int",
+    "gemm_m": "int",
+    "gemm_n": "int",
+    "gemm_k": "int",
+    "gemm_groups": "int",
+    "weight_numel": "int",
+    "weight_nnz": "int",
+    "operand_density": "float",
+    "in_value_kind": "str",
+    "input_is_spike": "bool",
+    "in_value_min": "float",
+    "in_value_max": "float",
+    "in_value_mean": "float",
+    "in_firing_rate": "float",
+    "out_firing_rate": "float",
+    "dense_macs": "float",
+    "sops": "float",
+    "effective_ops": "float",
+    "nonzero_pairs": "float",
+}
+COUNT_COLUMNS = ("dense_macs", "sops", "effective_ops", "nonzero_pairs")
+
+# Manifest key -> accepted Python types (None allowed where listed).
+MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "source": (str,),
+    "preset": (str,),
+    "model_config": (dict,),
+    "timesteps": (int,),
+    "input_shape": (list,),
+    "dataset": (str,),
+    "num_samples": (int,),
+    "weight_sparsity": (float, int),
+    "selector_scorer": (str, type(None)),
+    "keep_ratios": (list,),
+    "accuracy": (float, int, type(None)),
+    "seed": (int,),
+    "neurobench": (dict,),
+}
+
+EVENTS_ARRAY = "events_per_step_token"
+SAMPLE_OPS_ARRAY = "sample_effective_ops"
+SAMPLE_EVENTS_ARRAY = "sample_in_events"
+CHANNEL_NNZ_ARRAY = "nnz_per_out_channel"
+
+
+class TraceError(ValueError):
+    """A trace that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A validated trace. Build one with `Trace(manifest, layers, arrays)` or `Trace.load`."""
+
+    manifest: dict[str, Any]
+    layers: pd.DataFrame
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    origin: str = "<memory>"  # where it was loaded from, for error messages
+
+    def __post_init__(self) -> None:
+        _validate_manifest(self.manifest, self.origin)
+        layers = _coerce_layers(self.layers, f"{self.origin}/{LAYERS_FILE}")
+        object.__setattr__(self, "layers", layers)
+        _validate_arrays(self.arrays, layers, self.manifest, f"{self.origin}/{ARRAYS_FILE}")
+
+    @property
+    def timesteps(self) -> int:
+        return int(self.manifest["timesteps"])
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.manifest["num_samples"])
+
+    def layer_array(self, layer: str, name: str) -> np.ndarray:
+        return self.arrays[layer][name]
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the trace to `directory`, replacing it as a whole (never half-written)."""
+        return _replace_directory(Path(directory), self._write_files)
+
+    def _write_files(self, directory: Path) -> None:
+        text = json.dumps(_jsonable(self.manifest), indent=2, sort_keys=True)
+        (directory / MANIFEST_FILE).write_text(text + "\n", encoding="utf-8")
+        self.layers.to_csv(directory / LAYERS_FILE, index=False, lineterminator="\n")
+        flat = {
+            f"{layer}/{name}": array
+            for layer in self.layers["layer"]
+            for name, array in sorted(self.arrays[layer].items())
+        }
+        _write_npz_deterministic(directory / ARRAYS_FILE, flat)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Trace":
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory}: trace directory not found")
+        manifest = _read_manifest(directory / MANIFEST_FILE)
+        layers = _read_layers(directory / LAYERS_FILE)
+        arrays = _read_arrays(directory / ARRAYS_FILE, layers)
+        return cls(manifest=manifest, layers=layers, arrays=arrays, origin=str(directory))
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _validate_manifest(manifest: Mapping[str, Any], origin: str) -> None:
+    where = f"{origin}/{MANIFEST_FILE}"
+    if not isinstance(manifest, Mapping):
+        raise TraceError(f"{where}: manifest must be a JSON object")
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise TraceError(
+            f"{where}: schema_version: unsupported version {version!r} "
+            f"(this build reads version {SCHEMA_VERSION})"
+        )
+    for key, types in MANIFEST_TYPES.items():
+        if key not in manifest:
+            raise TraceError(f"{where}: {key}: missing")
+        value = manifest[key]
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise TraceError(f"{where}: {key}: wrong type {type(value).__name__}")
+    if manifest["source"] not in SOURCES:
+        raise TraceError(f"{where}: source: must be one of {SOURCES}, got {manifest['source']!r}")
+    if manifest["timesteps"] < 1 or manifest["num_samples"] < 1:
+        raise TraceError(f"{where}: timesteps and num_samples must be >= 1")
+    sparsity = manifest["weight_sparsity"]
+    if not (0.0 <= sparsity <= 1.0):
+        raise TraceError(f"{where}: weight_sparsity: must be in [0, 1], got {sparsity}")
+
+
+def _coerce_layers(layers: pd.DataFrame, where: str) -> pd.DataFrame:
+    if not isinstance(layers, pd.DataFrame):
+        raise TraceError(f"{where}: layer table must be a pandas DataFrame")
+    missing = [c for c in LAYER_COLUMNS if c not in layers.columns]
+    if missing:
+        raise TraceError(f"{where}: missing columns: {', '.join(missing)}")
+    if layers.empty:
+        raise TraceError(f"{where}: no layers")
+    out = pd.DataFrame(index=pd.RangeIndex(len(layers)))
+    for column, dtype in LAYER_COLUMNS.items():
+        out[column] = _coerce_column(layers[column].reset_index(drop=True), column, dtype, where)
+    _check_layer_values(out, where)
+    return out
+
+
+def _coerce_column(values: pd.Series, column: str, dtype: str, where: str) -> pd.Series:
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise TraceError(f"{where}: {column}: missing or NaN value in row {row}")
+    try:
+        if dtype == "str":
+            return values.astype(str).astype(object)
+        if dtype == "bool":
+            return values.map(_parse_bool).astype(bool)
+        numeric = pd.to_numeric(values, errors="raise")
+        if dtype == "int":
+            if not np.all(np.equal(np.mod(numeric, 1), 0)):
+                raise ValueError("not an integer")
+            return numeric.astype(np.int64)
+        numeric = numeric.astype(np.float64)
+        if not np.all(np.isfinite(numeric)):
+            raise ValueError("not finite")
+        return numeric
+    except (ValueError, TypeError) as err:
+        raise TraceError(f"{where}: {column}: expected {dtype} values ({err})") from None
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
+    bad_kind = ~layers["kind"].isin(LAYER_KINDS)
+    if bad_kind.any():
+        raise TraceError(f"{where}: kind: unknown {layers['kind'][bad_kind].iloc[0]!r} "
+                         f"(expected one of {LAYER_KINDS})")
+    bad_value_kind = ~layers["in_value_kind"].isin(VALUE_KINDS)
+    if bad_value_kind.any():
+        raise TraceError(f"{where}: in_value_kind: unknown "
+                         f"{layers['in_value_kind'][bad_value_kind].iloc[0]!r}")
+    if layers["layer"].duplicated().any():
+        raise TraceError(f"{where}: layer: duplicate name "
+                         f"{layers['layer'][layers['layer'].duplicated()].iloc[0]!r}")
+    numeric = [c for c, t in LAYER_COLUMNS.items() if t in ("int", "float") and c != "block"]
+    negative = (layers[numeric] < 0).any()
+    if negative.any():
+        raise TraceError(f"{where}: {negative[negative].index[0]}: negative value")
+    if (layers["weight_nnz"] > layers["weight_numel"]).any():
+        raise TraceError(f"{where}: weight_nnz: exceeds weight_numel")
+
+
+def _validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.DataFrame,
+                     manifest: Mapping[str, Any], where: str) -> None:
+    samples = int(manifest["num_samples"])
+    for row in layers.itertuples(index=False):
+        per_layer = arrays.get(row.layer)
+        if per_layer is None:
+            raise TraceError(f"{where}: {row.layer}: arrays missing")
+        expected = {
+            EVENTS_ARRAY: (row.timesteps, row.tokens_in),
+            SAMPLE_OPS_ARRAY: (samples,),
+            SAMPLE_EVENTS_ARRAY: (samples,),
+        }
+        if row.kind in WEIGHTED_KINDS:
+            expected[CHANNEL_NNZ_ARRAY] = (row.gemm_n,)
+        for name, shape in expected.items():
+            array = per_layer.get(name)
+            if array is None:
+                raise TraceError(f"{where}: {row.layer}/{name}: missing")
+            if tuple(array.shape) != tuple(shape):
+                raise TraceError(f"{where}: {row.layer}/{name}: shape {tuple(array.shape)}, "
+                                 f"expected {tuple(shape)}")
+            if not np.all(np.isfinite(array)):
+                raise TraceError(f"{where}: {row.layer}/{name}: NaN or infinite values")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing trace manifest")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TraceError(f"{path}: not valid JSON ({err.__class__.__name__}: {err})") from None
+    if not isinstance(manifest, dict):
+        raise TraceError(f"{path}: manifest must be a JSON object")
+    return manifest
+
+
+def _read_layers(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing trace layer table")
+    try:
+        return pd.read_csv(path, dtype={"layer": str, "kind": str, "in_shape": str,
+                                        "out_shape": str, "in_value_kind": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise TraceError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
+
+
+def _read_arrays(path: Path, layers: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing trace arrays")
+    arrays: dict[str, dict[str, np.ndarray]] = {str(name): {} for name in layers["layer"]}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            for key in archive.files:
+                layer, _, name = key.rpartition("/")
+                arrays.setdefault(layer, {})[name] = archive[key]
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise TraceError(f"{path}: corrupt or truncated ({err})".replace("\n", " ")) from None
+    return arrays
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only, so the manifest never depends on numpy's repr."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    return value
+
+
+def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """`np.savez` stamps the current time into the zip; fix it so files are byte-identical."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+
+
+def _replace_directory(target: Path, fill: Any) -> Path:
+    """Fill a fresh sibling directory, then swap it in, so readers never see a partial trace."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        fill(staging)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / "trace")
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def shape_string(shape: Iterable[int]) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def base_manifest(*, source: str, preset: str = "", model_config: Mapping[str, Any] | None = None,
+                  timesteps: int, input_shape: Iterable[int], dataset: str, num_samples: int,
+                  weight_sparsity: float = 0.0, selector_scorer: str | None = None,
+                  keep_ratios: Iterable[float] = (), accuracy: float | None = None, seed: int = 0,
+                  neurobench: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A complete manifest with every key the schema requires."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "source": source,
+        "preset": preset,
+        "model_config": dict(model_config or {}),
+        "timesteps": int(timesteps),
+        "input_shape": [int(s) for s in input_shape],
+        "dataset": dataset,
+        "num_samples": int(num_samples),
+        "weight_sparsity": float(weight_sparsity),
+        "selector_scorer": selector_scorer,
+        "keep_ratios": [float(r) for r in keep_ratios],
+        "accuracy": None if accuracy is None else float(accuracy),
+        "seed": int(seed),
+        "neurobench": dict(neurobench or {}),
+    }
+
+
+def gemm_trace(m: int, n: int, k: int) -> Trace:
+    """One dense GEMM with real-valued input, SCALE-Sim's convention.
+
+    Input (m x k), weights (k x n), output (m x n), one timestep, dense weights: the
+    shape the simulator's systolic cycle counts are checked against SCALE-Sim with.
+    """
+    for name, value in (("m", m), ("n", n), ("k", k)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"gemm_trace: {name} must be a positive integer, got {value!r}")
+    m, n, k = int(m), int(n), int(k)
+    macs = float(m * n * k)
+    row = {
+        "layer": "gemm", "kind": "linear", "block": -1,
+        "in_shape": shape_string((1, m, k)), "out_shape": shape_string((1, m, n)),
+        "timesteps": 1, "tokens_in": m, "tokens_out": m, "in_numel": m * k, "out_numel": m * n,
+        "gemm_m": m, "gemm_n": n, "gemm_k": k, "gemm_groups": 1,
+        "weight_numel": k * n, "weight_nnz": k * n, "operand_density": 1.0,
+        "in_value_kind": "real", "input_is_spike": False,
+        "in_value_min": 1.0, "in_value_max": 1.0, "in_value_mean": 1.0,
+        "in_firing_rate": 1.0, "out_firing_rate": 1.0,
+        "dense_macs": macs, "sops": macs, "effective_ops": macs, "nonzero_pairs": macs,
+    }
+    arrays = {"gemm": {
+        EVENTS_ARRAY: np.full((1, m), float(k)),
+        SAMPLE_OPS_ARRAY: np.array([macs]),
+        SAMPLE_EVENTS_ARRAY: np.array([float(m * k)]),
+        CHANNEL_NNZ_ARRAY: np.full(n, k, dtype=np.int64),
+    }}
+    manifest = base_manifest(source="gemm", timesteps=1, input_shape=[m, k], dataset="gemm",
+                             num_samples=1)
+    return Trace(manifest=manifest, layers=pd.DataFrame([row]), arrays=arrays)
+
+
+# Columns a caller of `synthetic_trace` must give for each layer (the rest are derived).
+SHAPE_COLUMNS = ("layer", "kind", "block", "tokens_in", "tokens_out", "in_numel", "out_numel",
+                 "gemm_m", "gemm_n", "gemm_k", "gemm_groups", "weight_numel")
+
+
+def synthetic_trace(layer_shapes: pd.DataFrame | Iterable[Mapping[str, Any]], *,
+                    firing_rate: float = 0.15, weight_density: float = 1.0,
+                    keep_ratio: float = 1.0, timesteps: int = 4, num_samples: int = 8,
+                    seed: int = 0, preset: str = "", input_shape: Iterable[int] = (),
+                    model_config: Mapping[str, Any] | None = None) -> Trace:
+    """A trace with assumed statistics, for design-space studies before a model is trained.
+
+    `layer_shapes` gives each layer's shape columns (`SHAPE_COLUMNS`; optional `timesteps`
+    and `in_value_kind`, e.g. from `sparsespikformer.model.layer_shapes`). Every input element
+    carries `firing_rate` events on average (real-valued inputs are taken as dense), every
+    weight tensor keeps `weight_density` of its weights, and with `keep_ratio` ρ < 1 block
+    `b >= 1` sees `int(tokens · ρ^b)` tokens, as token selectors before every block but the
+    first would leave. Arrays are drawn from a seeded generator, so the trace is reproducible.
+    """
+    _check_fraction("firing_rate", firing_rate, allow_zero=True)
+    _check_fraction("weight_density", weight_density, allow_zero=True)
+    _check_fraction("keep_ratio", keep_ratio, allow_zero=False)
+    shapes = pd.DataFrame(list(layer_shapes) if not isinstance(layer_shapes, pd.DataFrame)
+                          else layer_shapes).reset_index(drop=True)
+    missing = [c for c in SHAPE_COLUMNS if c not in shapes.columns]
+    if missing:
+        raise ValueError(f"synthetic_trace: layer_shapes lacks columns: {', '.join(missing)}")
+    # Optional columns: a layer that does not say runs every timestep on spikes.
+    for column, default in (("timesteps", timesteps), ("in_value_kind", "spike")):
+        if column not in shapes.columns:
+            shapes[column] = default
+        shapes[column] = shapes[column].fillna(default)
+    if keep_ratio < 1.0:
+        shapes = _apply_keep_ratio(shapes, keep_ratio)
+    rng = np.random.default_rng(seed)
+    rows, arrays = [], {}
+    for shape in shapes.to_dict("records"):
+        row, layer_arrays = _synthetic_layer(shape, firing_rate, weight_density, num_samples, rng)
+        rows.append(row)
+        arrays[row["layer"]] = layer_arrays
+    keep_ratios = [keep_ratio ** b for b in sorted(set(shapes["block"])) if b >= 1] \
+        if keep_ratio < 1.0 else []
+    manifest = base_manifest(
+        source="synthetic", preset=preset, model_config=model_config, timesteps=timesteps,
+        input_shape=input_shape, dataset="synthetic", num_samples=num_samples,
+        weight_sparsity=1.0 - weight_density, keep_ratios=keep_ratios, seed=seed,
+        selector_scorer="synthetic" if keep_ratio < 1.0 else None,
+    )
+    return Trace(manifest=manifest, layers=pd.DataFrame(rows), arrays=arrays)
+
+
+def _check_fraction(name: str, value: float, *, allow_zero: bool) -> None:
+    low_ok = value >= 0.0 if allow_zero else value > 0.0
+    if not (isinstance(value, (int, float)) and low_ok and value <= 1.0):
+        bound = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ValueError(f"synthetic_trace: {name} must be in {bound}, got {value!r}")
+
+
+def _apply_keep_ratio(shapes: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
+    """Shrink every token-indexed dimension of block b >= 1 to int(tokens · ρ^b)."""
+    shapes = shapes.copy()
+    for index, row in shapes.iterrows():
+        if row["block"] < 1:
+            continue
+        tokens = int(row["tokens_in"])
+        kept = max(1, int(tokens * keep_ratio ** int(row["block"])))
+        scale = kept / tokens
+        shapes.loc[index, ["tokens_in", "tokens_out"]] = kept
+        shapes.loc[index, "in_numel"] = int(round(row["in_numel"] * scale))
+        shapes.loc[index, "out_numel"] = int(round(row["out_numel"] * scale))
+        for column in ("gemm_m", "gemm_n", "gemm_k"):
+            if row[column] == tokens and (column == "gemm_m" or row["kind"].startswith("attn")):
+                shapes.loc[index, column] = kept
+    return shapes
+
+
+def _synthetic_layer(shape: Mapping[str, Any], firing_rate: float, weight_density: float,
+                     num_samples: int, rng: np.random.Generator) -> tuple[dict, dict]:
+    kind, steps = str(shape["kind"]), int(shape["timesteps"])
+    value_kind = str(shape["in_value_kind"])
+    rate = 1.0 if value_kind == "real" else firing_rate
+    weight_numel = int(shape["weight_numel"])
+    weighted = kind in WEIGHTED_KINDS
+    density = weight_density if weighted else (firing_rate if kind.startswith("attn") else 1.0)
+    weight_nnz = int(round(weight_numel * weight_density)) if weighted else 0
+    m, n, k, groups = (int(shape[c]) for c in ("gemm_m", "gemm_n", "gemm_k", "gemm_groups"))
+    dense_macs = float(steps * groups * m * n * k)
+    sops = rate * dense_macs
+    row = {c: shape[c] for c in SHAPE_COLUMNS}
+    row.update({
+        "in_shape": shape.get("in_shape", shape_string((steps, shape["in_numel"]))),
+        "out_shape": shape.get("out_shape", shape_string((steps, shape["out_numel"]))),
+        "timesteps": steps, "weight_nnz": weight_nnz, "operand_density": density,
+        "in_value_kind": value_kind, "input_is_spike": value_kind == "spike",
+        "in_value_min": 0.0, "in_value_max": 1.0, "in_value_mean": rate,
+        "in_firing_rate": rate, "out_firing_rate": firing_rate,
+        "dense_macs": dense_macs, "sops": sops, "effective_ops": sops * density,
+        "nonzero_pairs": sops * density,
+    })
+    tokens = int(shape["tokens_in"])
+    events_per_cell = rate * int(shape["in_numel"]) / max(tokens, 1)
+    events = rng.poisson(max(events_per_cell, 0.0) * 16, size=(steps, tokens)) / 16.0
+    jitter = 1.0 + 0.05 * rng.standard_normal(num_samples)  # sample-to-sample spread
+    arrays = {
+        EVENTS_ARRAY: events.astype(np.float64),
+        SAMPLE_OPS_ARRAY: np.clip(row["effective_ops"] * jitter, 0.0, None),
+        SAMPLE_EVENTS_ARRAY: np.clip(rate * int(shape["in_numel"]) * steps * jitter, 0.0, None),
+    }
+    if weighted:
+        arrays[CHANNEL_NNZ_ARRAY] = _spread_nonzeros(weight_nnz, n, weight_numel // max(n, 1), rng)
+    return row, arrays
+
+
+def _spread_nonzeros(total: int, channels: int, per_channel_cap: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Distribute `total` non-zeros over output channels at random, none above its fan-in."""
+    counts = np.zeros(channels, dtype=np.int64)
+    if channels == 0 or total == 0:
+        return counts
+    base = total // channels
+    counts[:] = min(base, per_channel_cap)
+    remainder = total - int(counts.sum())
+    free = np.flatnonzero(counts < per_channel_cap)
+    if remainder > 0 and free.size:
+        chosen = rng.choice(free, size=min(remainder, free.size), replace=False)
+        counts[chosen] += 1
+    return counts
+
+
+__all__ = [
+    "SCHEMA_VERSION", "LAYER_KINDS", "VALUE_KINDS", "LAYER_COLUMNS", "COUNT_COLUMNS",
+    "SHAPE_COLUMNS", "Trace", "TraceError", "base_manifest", "gemm_trace", "synthetic_trace",
+    "shape_string",
+]

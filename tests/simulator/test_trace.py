@@ -1,0 +1,168 @@
+"""The trace schema: round trips, byte-identical files, clear errors, synthetic/GEMM traces."""
+
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparsespikformer.simulator.trace import (
+    LAYER_COLUMNS,
+    SCHEMA_VERSION,
+    Trace,
+    TraceError,
+    gemm_trace,
+    synthetic_trace,
+)
+
+# A two-block toy network: conv (real input), a linear in each block, attention in block 1.
+SHAPES = [
+    dict(layer="conv", kind="conv", block=-1, tokens_in=16, tokens_out=16, in_numel=16,
+         out_numel=128, gemm_m=16, gemm_n=8, gemm_k=9, gemm_groups=1, weight_numel=72,
+         in_value_kind="real"),
+    dict(layer="block.0.fc", kind="linear", block=0, tokens_in=16, tokens_out=16, in_numel=128,
+         out_numel=128, gemm_m=16, gemm_n=8, gemm_k=8, gemm_groups=1, weight_numel=64),
+    dict(layer="block.1.fc", kind="linear", block=1, tokens_in=16, tokens_out=16, in_numel=128,
+         out_numel=128, gemm_m=16, gemm_n=8, gemm_k=8, gemm_groups=1, weight_numel=64),
+    dict(layer="block.1.qk", kind="attn_qk", block=1, tokens_in=16, tokens_out=16, in_numel=128,
+         out_numel=512, gemm_m=16, gemm_n=16, gemm_k=4, gemm_groups=2, weight_numel=0),
+    dict(layer="block.1.lif", kind="lif", block=1, tokens_in=16, tokens_out=16, in_numel=128,
+         out_numel=128, gemm_m=0, gemm_n=0, gemm_k=0, gemm_groups=0, weight_numel=0),
+]
+
+
+def toy_trace(**kwargs):
+    return synthetic_trace(SHAPES, timesteps=4, num_samples=3, **kwargs)
+
+
+def test_round_trip_preserves_every_field(tmp_path):
+    trace = toy_trace(firing_rate=0.2, weight_density=0.5)
+    loaded = Trace.load(trace.save(tmp_path / "t"))
+    pd.testing.assert_frame_equal(loaded.layers, trace.layers)
+    assert loaded.manifest == json.loads(json.dumps(trace.manifest))
+    for layer, arrays in trace.arrays.items():
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(loaded.arrays[layer][name], array)
+
+
+def test_same_inputs_give_byte_identical_files(tmp_path):
+    first = toy_trace(seed=3).save(tmp_path / "a")
+    second = toy_trace(seed=3).save(tmp_path / "b")
+    for name in ("manifest.json", "layers.csv", "arrays.npz"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_files_read_with_pandas_and_numpy_alone(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    layers = pd.read_csv(directory / "layers.csv")
+    assert list(layers.columns) == list(LAYER_COLUMNS)
+    with np.load(directory / "arrays.npz") as arrays:
+        assert arrays["block.1.qk/events_per_step_token"].shape == (4, 16)
+    assert json.loads((directory / "manifest.json").read_text())["schema_version"] == 1
+
+
+def test_save_replaces_an_existing_trace_whole(tmp_path):
+    target = tmp_path / "t"
+    toy_trace(firing_rate=0.1).save(target)
+    toy_trace(firing_rate=0.3).save(target)
+    assert Trace.load(target).layers["in_value_mean"].iloc[1] == pytest.approx(0.3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+def test_synthetic_counts_follow_closed_form():
+    trace = toy_trace(firing_rate=0.25, weight_density=0.5)
+    layers = trace.layers.set_index("layer")
+    # dense MACs = T · groups · m · n · k, written out by hand for each layer
+    assert layers.loc["conv", "dense_macs"] == 4 * 16 * 8 * 9
+    assert layers.loc["block.1.qk", "dense_macs"] == 4 * 2 * 16 * 16 * 4
+    assert layers.loc["block.1.lif", "dense_macs"] == 0
+    # real input: every MAC happens; spike input: a quarter of them, half the weights remain
+    assert layers.loc["conv", "sops"] == 4 * 16 * 8 * 9
+    assert layers.loc["block.0.fc", "sops"] == 0.25 * 4 * 16 * 8 * 8
+    assert layers.loc["block.0.fc", "effective_ops"] == 0.25 * 0.5 * 4 * 16 * 8 * 8
+    assert layers.loc["block.0.fc", "weight_nnz"] == 32
+    assert trace.arrays["block.0.fc"]["nnz_per_out_channel"].sum() == 32
+
+
+def test_synthetic_keep_ratio_shrinks_tokens_of_later_blocks():
+    layers = toy_trace(keep_ratio=0.7).layers.set_index("layer")
+    assert layers.loc["block.0.fc", "tokens_in"] == 16  # block 0 sees every token
+    assert layers.loc["block.1.fc", "tokens_in"] == int(16 * 0.7)
+    assert layers.loc["block.1.qk", "gemm_m"] == int(16 * 0.7)
+    assert layers.loc["block.1.qk", "gemm_n"] == int(16 * 0.7)
+    assert layers.loc["block.1.qk", "gemm_k"] == 4  # head dim is not a token axis
+
+
+@pytest.mark.parametrize("argument", ["firing_rate", "weight_density", "keep_ratio"])
+def test_synthetic_rejects_out_of_range_statistics(argument):
+    with pytest.raises(ValueError, match=argument):
+        toy_trace(**{argument: 1.5})
+
+
+def test_gemm_trace_is_scale_sim_convention():
+    layer = gemm_trace(7, 5, 3).layers.iloc[0]
+    assert (layer.gemm_m, layer.gemm_n, layer.gemm_k) == (7, 5, 3)
+    assert layer.dense_macs == 7 * 5 * 3
+    assert layer.weight_numel == layer.weight_nnz == 15
+    assert not layer.input_is_spike
+
+
+def test_unknown_schema_version_is_named(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["schema_version"] = SCHEMA_VERSION + 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TraceError, match="schema_version"):
+        Trace.load(directory)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "layers.csv", "arrays.npz"])
+def test_missing_file_is_named(tmp_path, name):
+    directory = toy_trace().save(tmp_path / "t")
+    (directory / name).unlink()
+    with pytest.raises(FileNotFoundError, match=name):
+        Trace.load(directory)
+
+
+def test_truncated_arrays_are_reported(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    data = (directory / "arrays.npz").read_bytes()
+    (directory / "arrays.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TraceError, match="arrays.npz"):
+        Trace.load(directory)
+
+
+def test_nan_count_is_reported_with_column_and_row(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    layers = pd.read_csv(directory / "layers.csv")
+    layers.loc[2, "effective_ops"] = np.nan
+    layers.to_csv(directory / "layers.csv", index=False)
+    with pytest.raises(TraceError, match="effective_ops.*row 2"):
+        Trace.load(directory)
+
+
+def test_unknown_layer_kind_is_reported(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    layers = pd.read_csv(directory / "layers.csv")
+    layers.loc[0, "kind"] = "softmax"
+    layers.to_csv(directory / "layers.csv", index=False)
+    with pytest.raises(TraceError, match="softmax"):
+        Trace.load(directory)
+
+
+def test_array_of_wrong_shape_is_reported(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    path = directory / "arrays.npz"
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["conv/events_per_step_token"] = np.zeros((2, 2))
+    np.savez(path, **arrays)
+    with pytest.raises(TraceError, match="conv/events_per_step_token"):
+        Trace.load(directory)
+
+
+def test_npz_is_a_plain_zip_of_npy_files(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    with zipfile.ZipFile(directory / "arrays.npz") as archive:
+        assert all(name.endswith(".npy") for name in archive.namelist())

@@ -1,0 +1,88 @@
+"""The fast count kernels against brute force: run the layer with 0/1 masks and sum."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sparsespikformer.model.trace_counts import (
+    attention_qk_counts,
+    attention_v_counts,
+    conv2d_counts,
+    linear_counts,
+)
+
+
+def spikes(*shape, rate=0.3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=generator) < rate).double()
+
+
+def small_integers(*shape, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 4, shape, generator=generator).double()
+
+
+def pruned(weight, density=0.4, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    return weight * (torch.rand(weight.shape, generator=generator) < density)
+
+
+def brute_conv(x, weight, **conv):
+    """Per-sample counts by convolving with masks: Σ_out conv(x, M) counts x·fan-out."""
+    flat = x.flatten(0, 1).double()
+    steps, batch = x.shape[:2]
+    def total(inp, mask):
+        return F.conv2d(inp, mask.double(), **conv).view(steps, batch, -1).sum(dim=(0, 2))
+    return (total(flat, torch.ones_like(weight)), total(flat, weight != 0),
+            total((flat != 0).double(), weight != 0))
+
+
+@pytest.mark.parametrize("make_input", [spikes, small_integers])
+@pytest.mark.parametrize("conv", [dict(stride=1, padding=1), dict(stride=2, padding=0),
+                                  dict(stride=1, padding=2, dilation=2)])
+def test_conv_counts_match_brute_force(make_input, conv):
+    x = make_input(3, 2, 4, 9, 7)
+    weight = pruned(torch.randn(5, 4, 3, 3))
+    counts = conv2d_counts(x, weight, **conv)
+    sops, effective, pairs = brute_conv(x, weight, **conv)
+    torch.testing.assert_close(counts.sops, sops, rtol=0, atol=0)
+    torch.testing.assert_close(counts.effective_ops, effective, rtol=0, atol=0)
+    torch.testing.assert_close(counts.nonzero_pairs, pairs, rtol=0, atol=0)
+    assert counts.events_per_step_token.shape == (3, 9 * 7)
+    assert counts.events_per_step_token.sum() == x.sum()
+
+
+@pytest.mark.parametrize("make_input", [spikes, small_integers])
+def test_linear_counts_match_brute_force(make_input):
+    x = make_input(4, 3, 6, 8)  # (T, B, N, C_in)
+    weight = pruned(torch.randn(5, 8))
+    counts = linear_counts(x, weight)
+    mask = (weight != 0).double()
+    # brute force: explicit loops over (t, b, n, i, o)
+    for b in range(3):
+        sample = x[:, b]
+        sops = sum(float(sample[t, n, i]) * 5 for t in range(4) for n in range(6)
+                   for i in range(8))
+        effective = sum(float(sample[t, n, i] * mask[o, i]) for t in range(4) for n in range(6)
+                        for i in range(8) for o in range(5))
+        pairs = sum(float((sample[t, n, i] != 0) * mask[o, i]) for t in range(4)
+                    for n in range(6) for i in range(8) for o in range(5))
+        assert counts.sops[b] == sops
+        assert counts.effective_ops[b] == effective
+        assert counts.nonzero_pairs[b] == pairs
+
+
+def test_attention_counts_match_explicit_matmuls():
+    q, k, v = spikes(2, 3, 2, 5, 4, seed=1), spikes(2, 3, 2, 5, 4, seed=2), spikes(2, 3, 2, 5, 4,
+                                                                                 seed=3)
+    qk = attention_qk_counts(q, k)
+    # Q·Kᵀ: every (query n, key m, channel c) product; a pair counts when both are non-zero.
+    products = q.unsqueeze(4) * (k != 0).double().unsqueeze(3)  # (T,B,H,N,M,d)
+    torch.testing.assert_close(qk.effective_ops, products.sum(dim=(0, 2, 3, 4, 5)))
+    torch.testing.assert_close(qk.sops, q.sum(dim=(0, 2, 3, 4)) * 5)
+    scores = q @ k.transpose(-2, -1)
+    av = attention_v_counts(scores, v)
+    products = scores.unsqueeze(-1) * (v != 0).double().unsqueeze(3)  # (T,B,H,N,M,d)
+    torch.testing.assert_close(av.effective_ops, products.sum(dim=(0, 2, 3, 4, 5)))
+    pairs = (scores != 0).double().unsqueeze(-1) * (v != 0).double().unsqueeze(3)
+    torch.testing.assert_close(av.nonzero_pairs, pairs.sum(dim=(0, 2, 3, 4, 5)))

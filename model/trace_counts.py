@@ -7,11 +7,14 @@ Three counts (see docs/trace-format.md), each per sample and summed over timeste
 * `nonzero_pairs` = Σ [input ≠ 0] × non-zero fan-out
 
 A brute-force count would run the layer again with a 0/1 weight mask. Instead every count
-is a weighted sum of the input: Σ_i x_i · fanout_i, where fanout_i is how many (non-zero)
-weights input element i meets. For linear layers fanout_i depends only on the input feature;
-for convolutions it also depends on the position (fewer outputs reach the border), which
-`_conv_window_sums` handles exactly. Counting is done in float64: the sums are integers far
-below 2**53 for spike inputs, so they are exact.
+is a weighted sum of the input, Σ_i x_i · fanout_i, where fanout_i is how many (non-zero)
+weights input element i meets: for a linear map it depends only on the input feature; for a
+convolution also on the position (fewer outputs reach the border), which `_conv_tap_sums`
+handles exactly. Reductions accumulate in float64 (`sum(dtype=...)`, no float64 copy of the
+input), so counts of spike and integer inputs are exact integers.
+
+`binary` tells a kernel the input is all 0/1 (the recorder checks once per layer), so the
+non-zero indicator is the input itself.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+
+F64 = torch.float64
 
 
 @dataclass(frozen=True)
@@ -33,89 +37,96 @@ class LayerCounts:
     events_per_step_token: torch.Tensor  # (T, tokens): Σ input values, summed over the batch
 
 
-def _is_binary(x: torch.Tensor) -> bool:
+def is_binary(x: torch.Tensor) -> bool:
     return bool(((x == 0) | (x == 1)).all())
 
 
-def linear_counts(x: torch.Tensor, weight: torch.Tensor) -> LayerCounts:
+def _indicator(x: torch.Tensor, binary: bool | None) -> torch.Tensor:
+    binary = is_binary(x) if binary is None else binary
+    return x if binary else (x != 0).to(x.dtype)
+
+
+def linear_counts(x: torch.Tensor, weight: torch.Tensor, binary: bool | None = None
+                  ) -> LayerCounts:
     """x: (T, B, N, C_in) input of a linear map with weight (C_out, C_in)."""
-    x = x.double()
-    nonzero_fanout = (weight != 0).sum(dim=0).double()  # (C_in,) non-zero weights per input
-    dense_fanout = float(weight.shape[0])
-    nonzero_x = x if _is_binary(x) else (x != 0).double()
+    nonzero_fanout = (weight != 0).sum(dim=0).to(F64)  # (C_in,) non-zero weights per input
+    per_feature = x.sum(dim=(0, 2), dtype=F64)  # (B, C_in)
+    per_feature_nz = _indicator(x, binary).sum(dim=(0, 2), dtype=F64)
     return LayerCounts(
-        sops=x.sum(dim=(0, 2, 3)) * dense_fanout,
-        effective_ops=(x @ nonzero_fanout).sum(dim=(0, 2)),
-        nonzero_pairs=(nonzero_x @ nonzero_fanout).sum(dim=(0, 2)),
-        in_events=x.sum(dim=(0, 2, 3)),
-        events_per_step_token=x.sum(dim=(1, 3)),  # (T, N)
+        sops=per_feature.sum(dim=1) * float(weight.shape[0]),
+        effective_ops=per_feature @ nonzero_fanout,
+        nonzero_pairs=per_feature_nz @ nonzero_fanout,
+        in_events=per_feature.sum(dim=1),
+        events_per_step_token=x.sum(dim=(1, 3), dtype=F64),  # (T, N)
     )
 
 
-def _conv_window_sums(x: torch.Tensor, kernel_size: tuple[int, int], stride, padding,
-                      dilation) -> torch.Tensor:
-    """S[b, c, i, j] = Σ over output positions of the input the kernel tap (i, j) reads.
+def _tap_positions(size: int, out_size: int, tap: int, stride: int, padding: int,
+                   dilation: int) -> torch.Tensor:
+    """Input indices that kernel tap `tap` reads over all output positions (inside the map)."""
+    positions = tap * dilation - padding + stride * torch.arange(out_size)
+    return positions[(positions >= 0) & (positions < size)]
 
-    Σ_outputs conv(x, M) = Σ_{c,i,j} (Σ_o M[o,c,i,j]) · S[c,i,j], which gives every count
-    exactly, borders and padding included, without a second convolution.
-    x: (B, C, H, W) -> (B, C * kh * kw).
+
+def _conv_tap_sums(x: torch.Tensor, kernel: tuple[int, int], out_hw: tuple[int, int],
+                   stride: tuple[int, int], padding: tuple[int, int],
+                   dilation: tuple[int, int]) -> torch.Tensor:
+    """S[b, c, i, j] = Σ over output positions of the input value kernel tap (i, j) reads.
+
+    Σ_outputs conv(x, M) = Σ_{c,i,j} (Σ_o M[o,c,i,j]) · S[c,i,j], so every count follows
+    from S, borders and padding included. Rows and columns separate, so S costs kw passes
+    over the input. x: (B, C, H, W) -> (B, C * kh * kw) float64.
     """
-    columns = F.unfold(x, kernel_size, dilation=dilation, padding=padding, stride=stride)
-    return columns.sum(dim=2)  # (B, C*kh*kw)
+    height, width = x.shape[2:]
+    (kh, kw), (h_out, w_out) = kernel, out_hw
+    taps = torch.empty(x.shape[0], x.shape[1], kh, kw, dtype=F64)
+    for j in range(kw):
+        cols = _tap_positions(width, w_out, j, stride[1], padding[1], dilation[1])
+        column_sums = x.index_select(3, cols).sum(dim=3, dtype=F64)  # (B, C, H)
+        for i in range(kh):
+            rows = _tap_positions(height, h_out, i, stride[0], padding[0], dilation[0])
+            taps[:, :, i, j] = column_sums.index_select(2, rows).sum(dim=2)
+    return taps.flatten(1)
 
 
-def conv2d_counts(x: torch.Tensor, weight: torch.Tensor, stride=1, padding=0,
-                  dilation=1) -> LayerCounts:
+def conv2d_counts(x: torch.Tensor, weight: torch.Tensor, out_hw: tuple[int, int], stride=(1, 1),
+                  padding=(0, 0), dilation=(1, 1), binary: bool | None = None) -> LayerCounts:
     """x: (T, B, C_in, H, W) input of a conv with weight (C_out, C_in, kh, kw), groups=1."""
     steps, batch = x.shape[:2]
-    x = x.double()
     kernel = tuple(weight.shape[2:])
     flat = x.flatten(0, 1)  # (T*B, C, H, W)
-    taps = _conv_window_sums(flat, kernel, stride, padding, dilation)  # (T*B, C*kh*kw)
-    nonzero_x = flat if _is_binary(flat) else (flat != 0).double()
-    taps_nz = taps if nonzero_x is flat else _conv_window_sums(nonzero_x, kernel, stride,
-                                                               padding, dilation)
-    nonzero_fanout = (weight != 0).sum(dim=0).double().flatten()  # (C*kh*kw,)
-    per_sample = lambda values: values.view(steps, batch).sum(dim=0)  # noqa: E731
+    args = (kernel, out_hw, stride, padding, dilation)
+    taps = _conv_tap_sums(flat, *args)  # (T*B, C*kh*kw)
+    indicator = _indicator(flat, binary)
+    taps_nz = taps if indicator is flat else _conv_tap_sums(indicator, *args)
+    nonzero_fanout = (weight != 0).sum(dim=0).to(F64).flatten()  # (C*kh*kw,)
+
+    def per_sample(values: torch.Tensor) -> torch.Tensor:  # (T*B,) -> (B,)
+        return values.view(steps, batch).sum(dim=0)
+
     return LayerCounts(
         sops=per_sample(taps.sum(dim=1)) * float(weight.shape[0]),
         effective_ops=per_sample(taps @ nonzero_fanout),
         nonzero_pairs=per_sample(taps_nz @ nonzero_fanout),
-        in_events=x.sum(dim=(0, 2, 3, 4)),
-        events_per_step_token=x.sum(dim=(1, 2)).flatten(1),  # (T, H*W)
+        in_events=x.sum(dim=(0, 2, 3, 4), dtype=F64),
+        events_per_step_token=x.sum(dim=(1, 2), dtype=F64).flatten(1),  # (T, H*W)
     )
 
 
-def attention_qk_counts(q: torch.Tensor, k: torch.Tensor) -> LayerCounts:
-    """Q·Kᵀ per head. q, k: (T, B, heads, N, d); the "weight" is K.
+def matmul_counts(a: torch.Tensor, b: torch.Tensor, binary: bool | None = None) -> LayerCounts:
+    """a @ b between two activations, per head: a (T, B, heads, M, K), b (T, B, heads, K, N).
 
-    Σ_{n,m,c} q[n,c]·[k[m,c] ≠ 0] = Σ_c (Σ_n q[n,c]) · (Σ_m [k[m,c] ≠ 0]).
+    `a` is the input, `b` the "weight" (Kᵀ for Q·Kᵀ, V for (Q·Kᵀ)·V). Input element a[m, j]
+    meets the non-zeros of row j of b, so
+    Σ_{m,j} a[m,j] · nnz(b[j, :]) = Σ_j (Σ_m a[m,j]) · nnz(b[j, :]).
     """
-    q, k = q.double(), k.double()
-    tokens = q.shape[3]
-    q_per_channel = q.sum(dim=3)  # (T, B, heads, d)
-    q_nonzero = (q != 0).double().sum(dim=3)
-    k_nonzero = (k != 0).double().sum(dim=3)
+    b_row_nonzeros = (b != 0).sum(dim=4, dtype=F64)  # (T, B, heads, K)
+    a_columns = a.sum(dim=3, dtype=F64)  # (T, B, heads, K)
+    a_columns_nz = _indicator(a, binary).sum(dim=3, dtype=F64)
     return LayerCounts(
-        sops=q.sum(dim=(0, 2, 3, 4)) * tokens,
-        effective_ops=(q_per_channel * k_nonzero).sum(dim=(0, 2, 3)),
-        nonzero_pairs=(q_nonzero * k_nonzero).sum(dim=(0, 2, 3)),
-        in_events=q.sum(dim=(0, 2, 3, 4)),
-        events_per_step_token=q.sum(dim=(1, 2, 4)),  # (T, N)
-    )
-
-
-def attention_v_counts(scores: torch.Tensor, v: torch.Tensor) -> LayerCounts:
-    """(Q·Kᵀ)·V per head. scores: (T, B, heads, N, N) integers; v: (T, B, heads, N, d)."""
-    scores, v = scores.double(), v.double()
-    head_dim = v.shape[-1]
-    v_nonzero = (v != 0).double().sum(dim=4)  # (T, B, heads, N): non-zeros in each row of V
-    received = scores.sum(dim=3)  # (T, B, heads, N): Σ_n scores[n, m], per key token m
-    received_nz = (scores != 0).double().sum(dim=3)
-    return LayerCounts(
-        sops=scores.sum(dim=(0, 2, 3, 4)) * head_dim,
-        effective_ops=(received * v_nonzero).sum(dim=(0, 2, 3)),
-        nonzero_pairs=(received_nz * v_nonzero).sum(dim=(0, 2, 3)),
-        in_events=scores.sum(dim=(0, 2, 3, 4)),
-        events_per_step_token=scores.sum(dim=(1, 2, 4)),  # (T, N): per query token
+        sops=a_columns.sum(dim=(0, 2, 3)) * b.shape[4],
+        effective_ops=(a_columns * b_row_nonzeros).sum(dim=(0, 2, 3)),
+        nonzero_pairs=(a_columns_nz * b_row_nonzeros).sum(dim=(0, 2, 3)),
+        in_events=a_columns.sum(dim=(0, 2, 3)),
+        events_per_step_token=a.sum(dim=(1, 2, 4), dtype=F64),  # (T, M): per row of a
     )

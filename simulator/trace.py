@@ -237,7 +237,8 @@ def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
     if layers["layer"].duplicated().any():
         raise TraceError(f"{where}: layer: duplicate name "
                          f"{layers['layer'][layers['layer'].duplicated()].iloc[0]!r}")
-    numeric = [c for c, t in LAYER_COLUMNS.items() if t in ("int", "float") and c != "block"]
+    signed = ("block", "in_value_min", "in_value_max", "in_value_mean")  # currents may be < 0
+    numeric = [c for c, t in LAYER_COLUMNS.items() if t in ("int", "float") and c not in signed]
     negative = (layers[numeric] < 0).any()
     if negative.any():
         raise TraceError(f"{where}: {negative[negative].index[0]}: negative value")

@@ -5,10 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from sparsespikformer.model.trace_counts import (
-    attention_qk_counts,
-    attention_v_counts,
     conv2d_counts,
     linear_counts,
+    matmul_counts,
 )
 
 
@@ -43,7 +42,10 @@ def brute_conv(x, weight, **conv):
 def test_conv_counts_match_brute_force(make_input, conv):
     x = make_input(3, 2, 4, 9, 7)
     weight = pruned(torch.randn(5, 4, 3, 3))
-    counts = conv2d_counts(x, weight, **conv)
+    out_hw = F.conv2d(x.flatten(0, 1).float(), weight, **conv).shape[2:]
+    pair = lambda name, default: (conv.get(name, default),) * 2  # noqa: E731
+    counts = conv2d_counts(x, weight, tuple(out_hw), stride=pair("stride", 1),
+                           padding=pair("padding", 0), dilation=pair("dilation", 1))
     sops, effective, pairs = brute_conv(x, weight, **conv)
     torch.testing.assert_close(counts.sops, sops, rtol=0, atol=0)
     torch.testing.assert_close(counts.effective_ops, effective, rtol=0, atol=0)
@@ -75,13 +77,13 @@ def test_linear_counts_match_brute_force(make_input):
 def test_attention_counts_match_explicit_matmuls():
     q, k, v = spikes(2, 3, 2, 5, 4, seed=1), spikes(2, 3, 2, 5, 4, seed=2), spikes(2, 3, 2, 5, 4,
                                                                                  seed=3)
-    qk = attention_qk_counts(q, k)
+    qk = matmul_counts(q, k.transpose(-2, -1))
     # Q·Kᵀ: every (query n, key m, channel c) product; a pair counts when both are non-zero.
     products = q.unsqueeze(4) * (k != 0).double().unsqueeze(3)  # (T,B,H,N,M,d)
     torch.testing.assert_close(qk.effective_ops, products.sum(dim=(0, 2, 3, 4, 5)))
     torch.testing.assert_close(qk.sops, q.sum(dim=(0, 2, 3, 4)) * 5)
     scores = q @ k.transpose(-2, -1)
-    av = attention_v_counts(scores, v)
+    av = matmul_counts(scores, v)
     products = scores.unsqueeze(-1) * (v != 0).double().unsqueeze(3)  # (T,B,H,N,M,d)
     torch.testing.assert_close(av.effective_ops, products.sum(dim=(0, 2, 3, 4, 5)))
     pairs = (scores != 0).double().unsqueeze(-1) * (v != 0).double().unsqueeze(3)

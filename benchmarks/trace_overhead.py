@@ -1,0 +1,75 @@
+"""Cost of recording a trace against plain inference, and of a full-size synthetic trace.
+
+Prints a table: plain inference seconds, trace-recording seconds and the overhead for
+`--samples` digits test images on the digits preset (weights from `--checkpoint` if given,
+so the spike statistics are a trained model's), then the time to build a synthetic trace
+of spikformer_8_512_imagenet from its layer shapes. Issue targets: overhead <= 25 %,
+synthetic trace < 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sparsespikformer.model import create_model, get_preset_config
+from sparsespikformer.model.checkpoint import load_model_weights
+from sparsespikformer.model.datasets import load_dataset
+from sparsespikformer.model.tracing import layer_shapes, record_trace
+from sparsespikformer.simulator.trace import synthetic_trace
+
+
+def best_of(repeats: int, work) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="spikformer_4_64_digits")
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    model = create_model(args.preset).eval()
+    if args.checkpoint:
+        load_model_weights(model, args.checkpoint)
+    images, _ = load_dataset("digits", "test").get_batch(torch.arange(args.samples))
+
+    @torch.no_grad()
+    def plain() -> None:
+        for batch in images.split(args.batch_size):
+            model(batch)
+
+    plain()  # warm-up
+    plain_s = best_of(args.repeats, plain)
+    trace_s = best_of(args.repeats, lambda: record_trace(model, images,
+                                                         batch_size=args.batch_size))
+    config = get_preset_config("spikformer_8_512_imagenet")
+
+    def synthetic() -> None:
+        with torch.device("meta"):
+            big = create_model("spikformer_8_512_imagenet")
+        shapes = layer_shapes(big, (config.in_channels, config.img_size, config.img_size))
+        synthetic_trace(shapes, firing_rate=0.15, weight_density=0.1,
+                        timesteps=config.timesteps)
+
+    synthetic_s = best_of(args.repeats, synthetic)
+    print(f"| measurement ({args.samples} samples, {args.preset}) | seconds |")
+    print("|---|---|")
+    print(f"| plain inference | {plain_s:.3f} |")
+    print(f"| inference + trace recording | {trace_s:.3f} |")
+    print(f"| recording overhead | {100 * (trace_s / plain_s - 1):.1f} % |")
+    print(f"| synthetic trace, spikformer_8_512_imagenet | {synthetic_s:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

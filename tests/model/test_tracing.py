@@ -1,0 +1,243 @@
+"""record_trace against a brute-force recount from the raw tensors the layers really saw.
+
+The oracle hooks the same modules independently, keeps their raw inputs, and recounts by
+running each layer again with 0/1 weight masks (F.linear / F.conv2d / matmul). The recorder
+uses the closed-form kernels of trace_counts instead, so agreement checks both.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sparsespikformer.model import create_model, gflops
+from sparsespikformer.model.attention import SpikeMatmul
+from sparsespikformer.model.lif import LIF
+from sparsespikformer.model.token_selector import build_token_selectors
+from sparsespikformer.model.tracing import layer_shapes, record_trace
+from sparsespikformer.simulator.trace import Trace, synthetic_trace
+
+TIMESTEPS = 2
+
+
+def small_model(seed=0, **overrides):
+    torch.manual_seed(seed)
+    model = create_model("spikformer_4_64_digits", depth=2, embed_dim=32, num_heads=2,
+                         timesteps=TIMESTEPS, **overrides)
+    # Random BN affine parameters so that every layer fires at a moderate rate.
+    generator = torch.Generator().manual_seed(seed + 1)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.weight.data = 1.0 + 2.0 * torch.rand(module.weight.shape, generator=generator)
+            module.bias.data = 0.6 * torch.rand(module.bias.shape, generator=generator)
+            module.momentum = None  # running statistics = this one calibration batch
+    with torch.no_grad():
+        model.train()(images(count=8, seed=seed + 7))
+    return model.eval()
+
+
+def prune_randomly(model, density=0.3, seed=2):
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1:
+                parameter.mul_(torch.rand(parameter.shape, generator=generator) < density)
+    return model
+
+
+def add_selectors(model, keep_ratio=0.5, scorer="learned"):
+    config = model.config
+    model.token_selectors = build_token_selectors(config.embed_dim, config.num_tokens,
+                                                  blocks=(1,), keep_ratio=keep_ratio,
+                                                  scorer=scorer)
+    return model.eval()
+
+
+def images(count=6, seed=3):
+    return torch.rand(count, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+
+
+def brute_force_counts(model, inputs):
+    """{layer: (dense_macs, sops, effective_ops, nonzero_pairs)} per sample, by masked re-runs."""
+    samples = inputs.shape[0]
+    totals = {}
+
+    def add(name, values):
+        totals[name] = tuple(np.add(totals.get(name, (0.0,) * 4), values))
+
+    def hook_linear(name, module):
+        def hook(mod, args, out):
+            weight = mod.weight.detach().double().flatten(1)
+            masks = {"ones": torch.ones_like(weight), "nonzero": (weight != 0).double()}
+            x = args[0]
+            if isinstance(mod, (nn.Conv1d, nn.Conv2d)) and mod.kernel_size in ((1,), (1, 1)):
+                x = x.flatten(2).transpose(1, 2)  # channels-first 1x1 conv == per-token linear
+            dense = out.numel() * weight.shape[1]  # every output sums C_in products
+            add(name, [dense] + [float(F.linear(inp, masks[m]).sum())
+                                 for inp, m in zip(*_three(x.double()))])
+        return hook
+
+    def hook_conv(name, module):
+        def hook(mod, args, out):
+            weight = mod.weight.detach().double()
+            masks = {"ones": torch.ones_like(weight), "nonzero": (weight != 0).double()}
+            conv = dict(stride=mod.stride, padding=mod.padding, dilation=mod.dilation)
+            dense = out.numel() * weight[0].numel()  # C_in·kh·kw products per output
+            add(name, [dense] + [float(F.conv2d(inp, masks[m], **conv).sum())
+                                 for inp, m in zip(*_three(args[0].double()))])
+        return hook
+
+    def hook_matmul(name, module):
+        def hook(mod, args, out):
+            a, b = (t.double() for t in args)
+            masks = {"ones": torch.ones_like(b), "nonzero": (b != 0).double()}
+            dense = out.numel() * a.shape[-1]
+            add(name, [dense] + [float((inp @ masks[m]).sum()) for inp, m in zip(*_three(a))])
+        return hook
+
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, SpikeMatmul):
+            handles.append(module.register_forward_hook(hook_matmul(name, module)))
+        elif isinstance(module, nn.Conv2d) and module.kernel_size != (1, 1):
+            handles.append(module.register_forward_hook(hook_conv(name, module)))
+        elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            handles.append(module.register_forward_hook(hook_linear(name, module)))
+    with torch.no_grad():
+        model(inputs)
+    for handle in handles:
+        handle.remove()
+    return {name: tuple(v / samples for v in values) for name, values in totals.items()}
+
+
+def _three(x):
+    """Inputs and masks for (sops, effective_ops, nonzero_pairs)."""
+    return [x, x, (x != 0).double()], ["ones", "nonzero", "nonzero"]
+
+
+@pytest.mark.parametrize("variant", ["dense", "pruned", "selected", "pruned_selected"])
+def test_counts_equal_brute_force_recount(variant):
+    model = small_model()
+    if "pruned" in variant:
+        prune_randomly(model)
+    if "selected" in variant:
+        add_selectors(model)
+    inputs = images()
+    trace = record_trace(model, inputs)
+    oracle = brute_force_counts(model, inputs)
+    layers = trace.layers.set_index("layer")
+    assert set(oracle) == set(layers.index[layers.dense_macs > 0])
+    for name, (dense, sops, effective, pairs) in oracle.items():
+        row = layers.loc[name]
+        assert row.dense_macs == pytest.approx(dense, rel=1e-12), name
+        assert row.sops == pytest.approx(sops, rel=1e-9), name
+        assert row.effective_ops == pytest.approx(effective, rel=1e-9), name
+        assert row.nonzero_pairs == pytest.approx(pairs, rel=1e-9), name
+    # the network must actually spike for this comparison to mean anything
+    lif = layers[layers.kind == "lif"]
+    assert (lif.out_firing_rate > 0.01).all() and (lif.out_firing_rate < 0.99).all()
+    if "pruned" in variant:
+        linear = layers[layers.kind == "linear"]
+        assert (linear.effective_ops < linear.sops).all()
+
+
+def test_firing_rates_equal_raw_spike_means():
+    model = small_model()
+    inputs = images()
+    seen = {}
+    handles = [m.register_forward_hook(
+        lambda mod, args, out, name=name: seen.setdefault(name, []).append(out.clone()))
+        for name, m in model.named_modules() if isinstance(m, LIF)]
+    trace = record_trace(model, inputs, batch_size=4)  # two batches: accumulation across them
+    for handle in handles:
+        handle.remove()
+    layers = trace.layers.set_index("layer")
+    for name, outputs in seen.items():
+        spikes = torch.cat([o.flatten(1) for o in outputs], dim=1)
+        assert layers.loc[name, "out_firing_rate"] == pytest.approx(float(spikes.mean()))
+        events = trace.arrays[name]["sample_in_events"]
+        assert events.sum() == pytest.approx(float(spikes.sum()))
+
+
+def test_dense_macs_sum_to_gflops():
+    for model in (small_model(), add_selectors(small_model())):
+        trace = record_trace(model, images(count=2))
+        assert trace.layers.dense_macs.sum() / 1e9 == pytest.approx(gflops(model, (1, 16, 16)))
+
+
+def test_selected_model_has_fewer_tokens_after_the_selector():
+    trace = record_trace(add_selectors(small_model(), keep_ratio=0.5), images(count=2))
+    layers = trace.layers.set_index("layer")
+    assert layers.loc["block.0.attn.q_linear", "tokens_in"] == 64
+    assert layers.loc["block.1.attn.q_linear", "tokens_in"] == int(64 * 0.5)
+    assert layers.loc["block.1.attn.qk_matmul", "gemm_n"] == int(64 * 0.5)
+    assert (layers.kind == "selector").sum() == 2  # the learned scorer's two linears
+    assert trace.manifest["keep_ratios"] == [0.5]
+    assert trace.manifest["selector_scorer"] == "learned"
+
+
+def test_value_kinds_follow_the_residual_stream():
+    layers = record_trace(small_model(), images(count=2)).layers.set_index("layer")
+    assert layers.loc["patch_embed.proj_conv", "in_value_kind"] == "real"
+    assert layers.loc["patch_embed.proj_conv1", "in_value_kind"] == "spike"
+    assert layers.loc["block.0.attn.q_linear", "in_value_kind"] == "integer"  # SPS + RPE sum
+    assert layers.loc["block.0.attn.qk_matmul", "in_value_kind"] == "spike"
+    assert layers.loc["block.0.attn.av_matmul", "in_value_kind"] == "integer"
+    assert layers.loc["head", "in_value_kind"] == "rate"
+
+
+def test_manifest_records_sparsity_accuracy_and_neurobench():
+    model = prune_randomly(small_model(), density=0.25)
+    inputs = images(count=8)
+    labels = model(inputs).argmax(dim=1)
+    labels[:2] = (labels[:2] + 1) % 10  # exactly 2 of 8 wrong
+    trace = record_trace(model, inputs, labels, preset="tiny", dataset="digits", seed=5)
+    manifest = trace.manifest
+    assert manifest["accuracy"] == pytest.approx(6 / 8)
+    prunable = [p for p in model.parameters() if p.dim() > 1]
+    zeros = sum(int((p == 0).sum()) for p in prunable) / sum(p.numel() for p in prunable)
+    assert manifest["weight_sparsity"] == pytest.approx(zeros)
+    bench = manifest["neurobench"]
+    layers = trace.layers
+    synaptic = layers[layers.kind.isin(["conv", "linear", "head"])]
+    assert bench["synaptic_operations"]["Dense"] == pytest.approx(synaptic.dense_macs.sum())
+    acs = synaptic[synaptic.input_is_spike].nonzero_pairs.sum()
+    assert bench["synaptic_operations"]["Effective_ACs"] == pytest.approx(acs)
+    n_params = sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() for b in model.buffers() if b.dtype.is_floating_point)
+    assert bench["footprint"] >= 4 * n_params
+
+
+def test_same_seed_same_trace_files(tmp_path):
+    first = record_trace(small_model(seed=4), images(), seed=4).save(tmp_path / "a")
+    second = record_trace(small_model(seed=4), images(), seed=4).save(tmp_path / "b")
+    for name in ("manifest.json", "layers.csv", "arrays.npz"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_saved_trace_loads_back(tmp_path):
+    trace = record_trace(small_model(), images(count=2))
+    loaded = Trace.load(trace.save(tmp_path / "t"))
+    assert list(loaded.layers.layer) == list(trace.layers.layer)
+
+
+def test_recording_does_not_change_the_outputs():
+    model = small_model()
+    inputs = images()
+    with torch.no_grad():
+        before = model(inputs)
+    record_trace(model, inputs)
+    with torch.no_grad():
+        after = model(inputs)
+    assert torch.equal(before, after)
+
+
+def test_layer_shapes_match_recorded_shapes():
+    model = add_selectors(small_model())
+    shapes = layer_shapes(model, (1, 16, 16))
+    recorded = record_trace(model, images(count=2)).layers
+    for column in ("layer", "kind", "gemm_m", "gemm_n", "gemm_k", "tokens_in", "weight_numel"):
+        assert list(shapes[column]) == list(recorded[column]), column
+    synthetic = synthetic_trace(shapes, timesteps=TIMESTEPS)
+    assert synthetic.layers.dense_macs.sum() == recorded.dense_macs.sum()

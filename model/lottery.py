@@ -1,0 +1,366 @@
+"""Lottery-ticket pruning: iterative magnitude pruning (IMP) with late rewinding.
+
+Round 0 trains the dense model and keeps a copy of its weights at the end of
+epoch `rewind_epoch` (late rewinding, Frankle et al. 2020; Kim et al. 2022 for
+SNNs). Round k >= 1 removes a fraction `rate` of the weights that survived
+round k-1, smallest |w| of the trained round-(k-1) weights first (globally over
+every weight with ndim > 1, or per tensor), rewinds the survivors to their
+epoch-`rewind_epoch` values and trains again for the same number of epochs with
+the pruned weights held at exactly zero. After k rounds the weight sparsity is
+1 - (1 - rate)^k: 25.0%, 43.8%, 57.8%, 68.4%, ... for rate 0.25.
+
+Baselines with the same training budget, each in its own sub-folder and
+reusing the IMP run's round 0 (and, for `reinit`, its masks):
+* `reinit`: the winning mask of round k on a fresh random initialisation;
+* `oneshot`: one magnitude pruning of the dense model to the final sparsity,
+  rewound and retrained once;
+* `random`: the same sparsity ladder with uniformly random masks, rewound.
+
+Layout of `out_dir` (every file written atomically):
+
+    round_00/train/            the training run (checkpoint.pt, history.csv; resumable)
+    round_00/rewind.pt         state dict at the end of epoch `rewind_epoch`
+    round_XX/mask.pt           masks {weight name: bool tensor}
+    round_XX/weights.pt        trained state dict (pruned weights exactly zero)
+    round_XX/result.json       the round's metrics; written last = the round is finished
+    rounds.csv                 one row per finished round
+    baseline_<name>/...        the same layout for a baseline
+
+An interrupted run started again skips every finished round and resumes the
+unfinished one from its last training checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from sparsespikformer.model.checkpoint import load_checkpoint
+from sparsespikformer.model.datasets import Dataset
+from sparsespikformer.model.masks import (
+    PRUNING_SCOPES,
+    MaskEnforcer,
+    Masks,
+    apply_masks_to_weights,
+    check_masks_match,
+    count_surviving,
+    full_masks,
+    load_masks,
+    magnitude_prune,
+    prunable_parameters,
+    random_prune,
+    save_masks,
+    weight_sparsity,
+)
+from sparsespikformer.model.training import (
+    CHECKPOINT_NAME,
+    LossFn,
+    TrainConfig,
+    steps_per_epoch,
+    train,
+)
+from sparsespikformer.simulator.atomic import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+BASELINES = ("none", "reinit", "oneshot", "random")
+ROUNDS_COLUMNS = ("round", "weight_sparsity", "test_accuracy", "params_nonzero", "seconds",
+                  "baseline")
+ROUNDS_NAME = "rounds.csv"
+RESULT_NAME = "result.json"
+MASK_NAME = "mask.pt"
+WEIGHTS_NAME = "weights.pt"
+REWIND_NAME = "rewind.pt"
+REINIT_SEED_OFFSET = 7919     # a fresh initialisation that shares nothing with the ticket's
+RANDOM_PRUNE_SEED_STRIDE = 1009
+
+# build_model(seed) -> a freshly initialised model (same architecture every call)
+ModelBuilder = Callable[[int], nn.Module]
+
+
+@dataclass(frozen=True)
+class LotteryConfig:
+    rounds: int = 9               # 1 - 0.75^9 = 92.5% sparsity; 8 rounds give 89.99%
+    rate: float = 0.25            # fraction of the surviving weights removed per round
+    rewind_epoch: int = 1         # late rewinding target (20 at full CIFAR scale)
+    scope: str = "global"         # 'global' or 'layer'
+    baseline: str = "none"        # 'none' (IMP), 'reinit', 'oneshot', 'random'
+    seed: int = 0                 # model initialisation; baselines derive theirs from it
+
+    def __post_init__(self) -> None:
+        if self.rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+        if not 0.0 < self.rate < 1.0:
+            raise ValueError(f"rate must be in (0, 1), got {self.rate}")
+        if self.scope not in PRUNING_SCOPES:
+            raise ValueError(f"scope must be one of {PRUNING_SCOPES}, got '{self.scope}'")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {BASELINES}, got '{self.baseline}'")
+        if self.rewind_epoch < 0:
+            raise ValueError(f"rewind_epoch must be >= 0, got {self.rewind_epoch}")
+
+    def sparsity_after(self, round_index: int) -> float:
+        """Closed-form target: 1 - (1 - rate)^round."""
+        return 1.0 - (1.0 - self.rate) ** round_index
+
+
+@dataclass(frozen=True)
+class LotteryTask:
+    """Everything a round needs besides the lottery settings."""
+
+    build_model: ModelBuilder
+    train_set: Dataset
+    test_set: Dataset
+    train_config: TrainConfig
+    initial_state: dict | None = None   # loaded before round 0 (e.g. a student from its teacher)
+    loss_fn: LossFn | None = None       # None: training's default cross entropy
+    progress: bool = True
+    metadata: dict | None = None
+
+
+def round_dir(out_dir: Path, round_index: int) -> Path:
+    return Path(out_dir) / f"round_{round_index:02d}"
+
+
+def baseline_dir(out_dir: Path, baseline: str) -> Path:
+    return Path(out_dir) if baseline == "none" else Path(out_dir) / f"baseline_{baseline}"
+
+
+def is_round_finished(out_dir: Path, round_index: int) -> bool:
+    return (round_dir(out_dir, round_index) / RESULT_NAME).is_file()
+
+
+def read_round_result(out_dir: Path, round_index: int) -> dict:
+    path = round_dir(out_dir, round_index) / RESULT_NAME
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg})") from err
+
+
+def load_state(path: Path) -> dict:
+    state = load_checkpoint(path)
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors")
+    return state
+
+
+def save_state(state: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().clone() for k, v in state.items()}, tmp)
+
+
+def params_nonzero(model: nn.Module, masks: Masks) -> int:
+    """Surviving prunable weights plus every parameter that is never pruned."""
+    prunable = prunable_parameters(model)
+    others = sum(p.numel() for name, p in model.named_parameters() if name not in prunable)
+    return count_surviving(masks) + others
+
+
+def write_rounds_csv(out_dir: Path) -> pd.DataFrame:
+    """Rebuild rounds.csv from the finished rounds' result files."""
+    out_dir = Path(out_dir)
+    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
+    table = pd.DataFrame(rows, columns=list(ROUNDS_COLUMNS))
+    atomic_write_text(out_dir / ROUNDS_NAME, table.to_csv(index=False))
+    return table
+
+
+# ---------------------------------------------------------------- one training run
+
+
+class _RewindCapture:
+    """Saves the model's state dict once `rewind_epoch` epochs of steps are done."""
+
+    def __init__(self, path: Path, capture_step: int, steps_done: int,
+                 enforcer: MaskEnforcer | None) -> None:
+        self.path = path
+        self.capture_step = capture_step
+        self.steps_done = steps_done
+        self.enforcer = enforcer
+
+    def after_optimizer_step(self, model: nn.Module) -> None:
+        if self.enforcer is not None:
+            self.enforcer.after_optimizer_step(model)
+        self.steps_done += 1
+        if self.steps_done == self.capture_step:
+            save_state(model.state_dict(), self.path)
+
+
+def _steps_done(train_dir: Path) -> int:
+    checkpoint = train_dir / CHECKPOINT_NAME
+    return int(load_checkpoint(checkpoint)["step"]) if checkpoint.is_file() else 0
+
+
+def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
+                  rewind_epoch: int | None) -> float:
+    """Train with `masks` enforced; optionally capture rewind weights. Returns test accuracy."""
+    check_masks_match(model, masks)
+    apply_masks_to_weights(model, masks)
+    enforcer = MaskEnforcer(masks)
+    after_step = enforcer.after_optimizer_step
+    train_dir = out / "train"
+    if rewind_epoch is not None:
+        rewind_path = out / REWIND_NAME
+        if rewind_epoch == 0 and not rewind_path.is_file():
+            save_state(model.state_dict(), rewind_path)
+        spe = steps_per_epoch(len(task.train_set), task.train_config.batch_size)
+        capture = _RewindCapture(rewind_path, rewind_epoch * spe, _steps_done(train_dir), enforcer)
+        after_step = capture.after_optimizer_step
+    history = train(model, task.train_set, task.test_set, task.train_config, train_dir,
+                    progress=task.progress, loss_fn=task.loss_fn,
+                    after_backward=enforcer.after_backward, after_optimizer_step=after_step,
+                    metadata=task.metadata)
+    if rewind_epoch is not None and not (out / REWIND_NAME).is_file():
+        raise ValueError(f"{out}: rewind weights of epoch {rewind_epoch} were not captured "
+                         f"(is rewind_epoch <= epochs = {task.train_config.epochs}?)")
+    return float(history["test_accuracy"].iloc[-1])
+
+
+def _finish_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
+                  accuracy: float, seconds: float, baseline: str) -> dict:
+    out = round_dir(out_dir, round_index)
+    save_masks(masks, out / MASK_NAME)
+    save_state(model.state_dict(), out / WEIGHTS_NAME)
+    result = {"round": round_index, "weight_sparsity": weight_sparsity(masks),
+              "test_accuracy": accuracy, "params_nonzero": params_nonzero(model, masks),
+              "seconds": seconds, "baseline": "imp" if baseline == "none" else baseline}
+    atomic_write_text(out / RESULT_NAME, json.dumps(result, indent=2) + "\n")
+    write_rounds_csv(out_dir)
+    logger.info("%s round %d: sparsity %.4f, test accuracy %.4f (%.0f s)", result["baseline"],
+                round_index, result["weight_sparsity"], accuracy, seconds)
+    return result
+
+
+def _run_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
+               task: LotteryTask, baseline: str, rewind_epoch: int | None = None) -> dict:
+    """Train one round (resuming if interrupted) and write its files."""
+    out = round_dir(out_dir, round_index)
+    save_masks(masks, out / MASK_NAME)
+    started = time.perf_counter()
+    accuracy = _train_masked(model, masks, task, out, rewind_epoch)
+    return _finish_round(out_dir, round_index, model, masks, accuracy,
+                         time.perf_counter() - started, baseline)
+
+
+# ---------------------------------------------------------------- rounds
+
+
+def _dense_round(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
+    if is_round_finished(out_dir, 0):
+        return
+    if config.rewind_epoch > task.train_config.epochs:
+        raise ValueError(f"rewind_epoch {config.rewind_epoch} is after the last epoch "
+                         f"({task.train_config.epochs})")
+    model = task.build_model(config.seed)
+    if task.initial_state is not None:
+        model.load_state_dict(task.initial_state, strict=True)
+    _run_round(out_dir, 0, model, full_masks(model), task, "none",
+               rewind_epoch=config.rewind_epoch)
+
+
+def rewound_model(out_dir: Path, masks: Masks, config: LotteryConfig,
+                  task: LotteryTask) -> nn.Module:
+    """A model holding round 0's epoch-`rewind_epoch` weights, pruned by `masks`."""
+    model = task.build_model(config.seed)
+    model.load_state_dict(load_state(round_dir(out_dir, 0) / REWIND_NAME), strict=True)
+    check_masks_match(model, masks)
+    apply_masks_to_weights(model, masks)
+    return model
+
+
+def trained_model(out_dir: Path, round_index: int, config: LotteryConfig,
+                  task: LotteryTask) -> nn.Module:
+    model = task.build_model(config.seed)
+    model.load_state_dict(load_state(round_dir(out_dir, round_index) / WEIGHTS_NAME),
+                          strict=True)
+    return model
+
+
+def _imp_rounds(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
+    _dense_round(out_dir, config, task)
+    for k in range(1, config.rounds + 1):
+        if is_round_finished(out_dir, k):
+            continue
+        previous = trained_model(out_dir, k - 1, config, task)
+        masks = magnitude_prune(previous, load_masks(round_dir(out_dir, k - 1) / MASK_NAME),
+                                config.rate, config.scope)
+        _run_round(out_dir, k, rewound_model(out_dir, masks, config, task), masks, task, "none")
+
+
+def _copy_dense_result(ticket_dir: Path, out_dir: Path, baseline: str) -> None:
+    """A baseline's round 0 is the IMP run's dense model: same row, no retraining."""
+    if is_round_finished(out_dir, 0):
+        return
+    result = dict(read_round_result(ticket_dir, 0), baseline=baseline)
+    atomic_write_text(round_dir(out_dir, 0) / RESULT_NAME, json.dumps(result, indent=2) + "\n")
+    write_rounds_csv(out_dir)
+
+
+def _reinit_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
+                   task: LotteryTask) -> None:
+    for k in range(1, config.rounds + 1):
+        if is_round_finished(out_dir, k):
+            continue
+        masks = load_masks(round_dir(ticket_dir, k) / MASK_NAME)
+        model = task.build_model(config.seed + REINIT_SEED_OFFSET)
+        _run_round(out_dir, k, model, masks, task, "reinit")
+
+
+def _oneshot_round(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
+                   task: LotteryTask) -> None:
+    k = config.rounds
+    if k == 0 or is_round_finished(out_dir, k):
+        return
+    dense = trained_model(ticket_dir, 0, config, task)
+    masks = magnitude_prune(dense, full_masks(dense), config.sparsity_after(k), config.scope)
+    _run_round(out_dir, k, rewound_model(ticket_dir, masks, config, task), masks, task,
+               "oneshot")
+
+
+def _random_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
+                   task: LotteryTask) -> None:
+    masks = full_masks(task.build_model(config.seed))
+    for k in range(1, config.rounds + 1):
+        # the ladder is recomputed from round 1 so a resumed run draws the same masks
+        masks = random_prune(masks, config.rate, seed=config.seed * RANDOM_PRUNE_SEED_STRIDE + k,
+                             scope=config.scope)
+        if is_round_finished(out_dir, k):
+            continue
+        _run_round(out_dir, k, rewound_model(ticket_dir, masks, config, task), masks, task,
+                   "random")
+
+
+def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -> pd.DataFrame:
+    """Run (or resume) IMP, or a baseline of it, in `out_dir`; returns its rounds table.
+
+    A baseline first makes sure the IMP rounds it depends on exist in `out_dir`
+    (round 0 for every baseline, all rounds for `reinit`), then writes its own
+    rounds under `out_dir/baseline_<name>/`.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.baseline == "none":
+        _imp_rounds(out_dir, config, task)
+        return write_rounds_csv(out_dir)
+    needed = config if config.baseline == "reinit" else LotteryConfig(
+        rounds=0, rate=config.rate, rewind_epoch=config.rewind_epoch, scope=config.scope,
+        seed=config.seed)
+    _imp_rounds(out_dir, needed, task)
+    own_dir = baseline_dir(out_dir, config.baseline)
+    _copy_dense_result(out_dir, own_dir, config.baseline)
+    if config.baseline == "reinit":
+        _reinit_rounds(out_dir, own_dir, config, task)
+    elif config.baseline == "oneshot":
+        _oneshot_round(out_dir, own_dir, config, task)
+    else:
+        _random_rounds(out_dir, own_dir, config, task)
+    return write_rounds_csv(own_dir)

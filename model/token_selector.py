@@ -1,0 +1,202 @@
+"""The spiking token selector of SparseSpikformer (Liu et al., ICASSP 2024).
+
+A selector sits before a transformer block and decides which tokens go on.
+The k-th selector of a model keeps `int(N0 · ρ^k)` tokens, N0 being the token
+count before the first selector and ρ the keep ratio, so the kept fractions are
+cumulative: ρ, ρ², ρ³. A token dropped by one selector never comes back.
+
+Two modes, chosen by `self.training`:
+* training: every token stays in the tensor; the selector returns a keep mask
+  (B, N) of {0, 1} that the blocks multiply into K and V, so dropped tokens
+  contribute nothing to attention. The learned scorer draws hard Gumbel-softmax
+  decisions (straight-through, so the MLP gets gradients); the parameter-free
+  scorers take a hard top-k.
+* inference: the kept tokens are gathered out of the tensor (token order kept),
+  so every later layer runs on fewer tokens; the returned mask is None.
+
+Scorers: `learned` (MLP D → D/2 → 2 with log-softmax on each token's
+time-averaged spikes, i.e. its firing rates per channel), `firing_rate` (no
+parameters: a token's mean activity over time and channels) and `random` (the
+baseline; re-seeded on every forward pass so evaluation is deterministic).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SCORERS = ("learned", "firing_rate", "random")
+KEEP = 0          # channel of the learned scorer's output that means "keep"
+_RATIO_EPS = 1e-9  # int(64 · 0.5²) must be 16, not 15, whatever the float rounding
+
+
+def kept_token_count(n_tokens0: int, keep_ratio: float, ordinal: int) -> int:
+    """Tokens kept by the `ordinal`-th selector (1-based): int(N0 · ρ^k), at least 1."""
+    return max(1, int(n_tokens0 * keep_ratio ** ordinal + _RATIO_EPS))
+
+
+class SelectionRecord:
+    """Original indices of the tokens still alive, shared by the selectors of one model.
+
+    Each selector, in forward order, reads the indices its predecessor left and
+    writes its own, so `last_kept_indices` is in the numbering of the input
+    image's tokens even after several gathers. Not a module: it has no state
+    worth saving.
+    """
+
+    def __init__(self) -> None:
+        self.kept_indices: torch.Tensor | None = None    # (B, n_alive)
+
+
+def _check_selector_args(dim: int, n_tokens0: int, ordinal: int, keep_ratio: float,
+                         scorer: str) -> None:
+    if scorer not in SCORERS:
+        raise ValueError(f"scorer must be one of {SCORERS}, got '{scorer}'")
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
+    if ordinal < 1:
+        raise ValueError(f"selector ordinal must be >= 1, got {ordinal}")
+    if n_tokens0 < 1 or dim < 2:
+        raise ValueError(f"selector needs n_tokens0 >= 1 and dim >= 2, got {n_tokens0}, {dim}")
+
+
+class TokenSelector(nn.Module):
+    """Keeps the `int(N0 · ρ^ordinal)` best-scoring tokens of a (T, B, N, C) tensor."""
+
+    def __init__(self, dim: int, n_tokens0: int, ordinal: int, keep_ratio: float,
+                 scorer: str = "learned", seed: int = 0, gumbel_tau: float = 1.0,
+                 record: SelectionRecord | None = None) -> None:
+        super().__init__()
+        _check_selector_args(dim, n_tokens0, ordinal, keep_ratio, scorer)
+        self.dim = dim
+        self.n_tokens0 = n_tokens0
+        self.ordinal = ordinal
+        self.keep_ratio = keep_ratio
+        self.scorer = scorer
+        self.seed = seed
+        self.gumbel_tau = gumbel_tau
+        self.record = record if record is not None else SelectionRecord()
+        self.n_keep = kept_token_count(n_tokens0, keep_ratio, ordinal)
+        self.target_keep_fraction = keep_ratio ** ordinal
+        self.mlp = self._build_mlp(dim, keep_ratio) if scorer == "learned" else None
+        self.last_kept_indices: torch.Tensor | None = None    # (B, n_keep) original numbering
+        self.last_keep_mask: torch.Tensor | None = None       # (B, N) training mode
+        self.last_kept_fraction: torch.Tensor | None = None   # (B,) kept / N0, differentiable
+
+    @staticmethod
+    def _build_mlp(dim: int, keep_ratio: float) -> nn.Sequential:
+        mlp = nn.Sequential(nn.Linear(dim, dim // 2), nn.GELU(), nn.Linear(dim // 2, 2))
+        # start near the target: each selector keeps a fraction ρ of what reaches it
+        with torch.no_grad():
+            p_keep = min(max(keep_ratio, 1e-3), 1 - 1e-3)
+            mlp[2].bias.copy_(torch.tensor([math.log(p_keep), math.log(1 - p_keep)]))
+        return mlp
+
+    def extra_repr(self) -> str:
+        return (f"scorer={self.scorer}, ordinal={self.ordinal}, keep_ratio={self.keep_ratio}, "
+                f"n_tokens0={self.n_tokens0}, n_keep={self.n_keep}")
+
+    # ---- scoring -------------------------------------------------------------------
+    def keep_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Learned scorer: log-probabilities (B, N, 2) of keep / drop per token."""
+        rates = x.mean(dim=0)                                  # (B, N, C) time-averaged spikes
+        return F.log_softmax(self.mlp(rates), dim=-1)          # (B, N, 2)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Score (B, N) per token; higher is kept first."""
+        if self.scorer == "learned":
+            return self.keep_log_probs(x)[..., KEEP]
+        if self.scorer == "firing_rate":
+            return x.mean(dim=(0, 3))                          # (B, N) mean over T and C
+        shape = (x.shape[1], x.shape[2])
+        if self.training:   # fresh draws from the (seeded) global generator every step
+            return torch.rand(shape, device=x.device)
+        generator = torch.Generator().manual_seed(self.seed * 1009 + self.ordinal)
+        return torch.rand(shape, generator=generator).to(x.device)
+
+    # ---- forward -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, keep_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # x: (T, B, N, C); keep_mask: (B, N) of {0, 1} or None
+        if self.training:
+            return x, self._training_mask(x, keep_mask)
+        return self._gather_kept(x, keep_mask), None
+
+    def _alive(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
+        if keep_mask is None:
+            return torch.ones(x.shape[1], x.shape[2], dtype=x.dtype, device=x.device)
+        return keep_mask.to(x.dtype)                           # (B, N)
+
+    def _training_mask(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
+        alive = self._alive(x, keep_mask)                      # (B, N)
+        if self.scorer == "learned":
+            log_probs = self.keep_log_probs(x)                 # (B, N, 2)
+            decision = F.gumbel_softmax(log_probs, tau=self.gumbel_tau, hard=True)[..., KEEP]
+            mask = alive * decision                            # cumulative: dropped stays dropped
+        else:
+            scores = self.scores(x).masked_fill(alive == 0, float("-inf"))
+            n_keep = min(self.n_keep, x.shape[2])
+            top = scores.topk(n_keep, dim=1).indices           # (B, n_keep)
+            mask = torch.zeros_like(alive).scatter_(1, top, 1.0) * alive
+        self.last_keep_mask = mask.detach()
+        self.last_kept_fraction = mask.sum(dim=1) / self.n_tokens0
+        self.last_kept_indices = None
+        return mask
+
+    @torch.no_grad()
+    def _select_indices(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
+        scores = self.scores(x)                                # (B, N)
+        if keep_mask is not None:
+            scores = scores.masked_fill(keep_mask == 0, float("-inf"))
+        n_keep = min(self.n_keep, x.shape[2])
+        top = scores.topk(n_keep, dim=1).indices               # (B, n_keep)
+        return top.sort(dim=1).values                          # keep the tokens' order
+
+    def _gather_kept(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
+        T, B, N, C = x.shape
+        local = self._select_indices(x, keep_mask)             # (B, n_keep) into this input
+        index = local[None, :, :, None].expand(T, B, local.shape[1], C)
+        kept = x.gather(2, index)                              # (T, B, n_keep, C)
+        self._record_original_indices(local, B, N, x.device)
+        self.last_keep_mask = None
+        self.last_kept_fraction = torch.full((B,), local.shape[1] / self.n_tokens0)
+        return kept
+
+    def _record_original_indices(self, local: torch.Tensor, batch: int, n_in: int,
+                                 device: torch.device) -> None:
+        previous = self.record.kept_indices
+        if self.ordinal == 1 or previous is None or tuple(previous.shape) != (batch, n_in):
+            previous = torch.arange(n_in, device=device).expand(batch, n_in)
+        original = previous.gather(1, local)                   # (B, n_keep)
+        self.record.kept_indices = original
+        self.last_kept_indices = original
+
+    def macs_per_sample(self, n_tokens_in: int) -> int:
+        """MACs of one inference pass: the MLP runs once on the time-averaged tokens."""
+        if self.mlp is None:
+            return 0
+        hidden = self.dim // 2
+        return n_tokens_in * (self.dim * hidden + hidden * 2)
+
+
+def build_token_selectors(dim: int, n_tokens0: int, blocks: tuple[int, ...],
+                          keep_ratio: float, scorer: str = "learned", seed: int = 0,
+                          gumbel_tau: float = 1.0) -> nn.ModuleDict:
+    """Selectors keyed by block index (str), the k-th in `blocks` order keeping N0 · ρ^k."""
+    if len(set(blocks)) != len(blocks) or list(blocks) != sorted(blocks):
+        raise ValueError(f"selector blocks must be increasing and distinct, got {blocks}")
+    record = SelectionRecord()
+    return nn.ModuleDict({
+        str(block): TokenSelector(dim, n_tokens0, ordinal, keep_ratio, scorer=scorer,
+                                  seed=seed, gumbel_tau=gumbel_tau, record=record)
+        for ordinal, block in enumerate(blocks, start=1)
+    })
+
+
+def token_selectors_of(model: nn.Module) -> list[TokenSelector]:
+    """The model's selectors in forward order (empty for a dense model)."""
+    selectors = [m for m in model.modules() if isinstance(m, TokenSelector)]
+    return sorted(selectors, key=lambda s: s.ordinal)

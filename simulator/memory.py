@@ -1,0 +1,243 @@
+"""Memories: sparse weight formats, on-chip buffers, DRAM spills, bandwidth cycles.
+
+Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (DRAM).
+
+* Weight memory stores each static weight tensor in its format (per tensor, rows = output
+  channels):
+      dense     values numel·vb
+      bitmask   values nnz·vb, metadata numel·1
+      csr       values nnz·vb, metadata nnz·ib + (out_channels + 1)·ib (indices, row pointers)
+      rle       values (nnz + fills)·vb, metadata (nnz + fills)·ib; a b-bit run field covers at
+                most 2^b zeros per entry, so a longer run needs fill entries; with zeros at
+                random positions (density d) their expected number is
+                (nnz + 1)·q/(1 - q), q = (1 - d)^(2^b)
+  A layer's weights that fit are resident (loaded once, amortised over inferences: no DRAM
+  traffic). The part beyond capacity is streamed from DRAM, and written into the weight
+  memory, every time the weight set is read.
+* Reads per inference follow the mapping (mapping.py): the weight set is read
+  `weight_set_reads` times (1 per timestep for weight stationary, once when time-parallel),
+  each input element `input_reuse` times per run (SCALE-Sim's im2col operand reads), partial
+  sums written and read back `k_folds - 1` times (K split over the rows).
+* Spike inputs (1 bit) and attention's K / V spikes live in the spike buffer; integer inputs
+  (ceil(log2(max + 1)) bits), rate and real inputs (`real_value_bits`) in the global buffer,
+  with the partial sums parked there between K folds. A GEMM followed by a LIF row hands its
+  final sums straight to the neuron units (fused); any other GEMM (Q·Kᵀ, selector, head)
+  writes them to the global buffer. LIF rows write spikes to the spike buffer; max-pool
+  reads and writes spikes.
+* A tensor that does not fit in its buffer for one run (one timestep, or all T when
+  time-parallel; partial sums are assumed tiled to fit) lives partly in DRAM: the excess
+  fraction of it is read from or written to DRAM once per inference.
+* Bandwidth: an SRAM moves `banks x word_bits` bits per cycle; DRAM `bandwidth_gbps` at the
+  clock. A layer's memory time is the slowest level's; the first tile of a layer that
+  touches DRAM cannot overlap compute (a stall).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparsespikformer.simulator.config import (
+    BITS_PER_KIB,
+    BufferConfig,
+    HwConfig,
+    WeightMemoryConfig,
+)
+from sparsespikformer.simulator.layer_table import INTEGER, SPIKE, LayerTable
+from sparsespikformer.simulator.mapping import GemmMapping
+from sparsespikformer.simulator.result import Activity
+
+SPIKE_BITS = 1.0
+
+
+def weight_storage_bits(numel: np.ndarray, nnz: np.ndarray, out_channels: np.ndarray, *,
+                        fmt: str, value_bits: int, index_bits: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(value bits, metadata bits) of each weight tensor stored in `fmt`."""
+    if fmt == "dense":
+        return numel * value_bits, np.zeros_like(numel)
+    if fmt == "bitmask":
+        return nnz * value_bits, numel * 1.0
+    if fmt == "csr":
+        return nnz * value_bits, (nnz + np.where(numel > 0, out_channels + 1.0, 0.0)) * index_bits
+    if fmt == "rle":
+        entries = nnz + rle_fill_entries(numel, nnz, index_bits)
+        return entries * value_bits, entries * index_bits
+    raise ValueError(f"unknown sparse weight format {fmt!r}")
+
+
+def rle_fill_entries(numel: np.ndarray, nnz: np.ndarray, run_bits: int) -> np.ndarray:
+    """Expected fill entries of run-length coding with zeros at random positions."""
+    span = 2.0 ** run_bits  # zeros one entry covers: its run plus its own (zero) value
+    safe_numel = np.where(numel > 0, numel, 1.0)
+    density = nnz / safe_numel
+    q = (1.0 - density) ** span
+    with np.errstate(divide="ignore", invalid="ignore"):
+        random_fills = (nnz + 1.0) * q / (1.0 - q)
+    all_zero = np.floor(numel / span)
+    return np.where(numel <= 0, 0.0, np.where(nnz <= 0, all_zero, random_fills))
+
+
+def activation_bits(table: LayerTable, real_value_bits: int) -> np.ndarray:
+    """Bits per input element: 1 for spikes, just enough for integers, else real width."""
+    integer_bits = np.maximum(1.0, np.ceil(np.log2(np.maximum(table.in_value_max, 0.0) + 1.0)))
+    return np.where(table.value_kind == SPIKE, SPIKE_BITS,
+                    np.where(table.value_kind == INTEGER, integer_bits, float(real_value_bits)))
+
+
+@dataclass(frozen=True)
+class MemoryTraffic:
+    """Bits moved per layer and level, shape (L,)."""
+
+    weight_value_reads: np.ndarray
+    weight_metadata_reads: np.ndarray
+    weight_writes: np.ndarray
+    spike_reads: np.ndarray
+    spike_writes: np.ndarray
+    global_reads: np.ndarray
+    global_writes: np.ndarray
+    membrane_reads: np.ndarray
+    membrane_writes: np.ndarray
+    dram_reads: np.ndarray
+    dram_writes: np.ndarray
+
+
+def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
+                   membrane_bits_moved: tuple[np.ndarray, np.ndarray]) -> MemoryTraffic:
+    pe, wm = hw.pe_array, hw.weight_memory
+    gemm, timesteps = table.is_gemm, table.timesteps
+    spike_input = table.value_kind == SPIKE
+    parallel = hw.policies.time_handling == "parallel"
+    runs_per_inference = np.where(parallel & ~table.is_attention, 1.0, timesteps)
+
+    # GEMM inputs (1 = each element once), attention operands, partial and final sums.
+    act_bits = activation_bits(table, pe.real_value_bits)
+    input_once = np.where(gemm, table.in_numel * timesteps * act_bits, 0.0)
+    input_reads = np.where(gemm, timesteps * table.groups * table.m * table.k
+                           * mapping.input_reuse * act_bits, 0.0)
+    values, metadata = weight_storage_bits(
+        table.weight_numel, table.weight_nnz, table.n, fmt=wm.format,
+        value_bits=wm.value_bits, index_bits=wm.index_bits)
+    static = gemm & table.is_static
+    value_reads = np.where(static, values * mapping.weight_set_reads, 0.0)
+    metadata_reads = np.where(static, metadata * mapping.weight_set_reads, 0.0)
+    operand_step = np.where(gemm & table.is_attention,
+                            table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
+    operand_once = operand_step * timesteps
+    operand_reads = operand_step * mapping.weight_set_reads
+    outputs = np.where(gemm, timesteps * table.groups * table.m * table.n * table.gemm_extra,
+                       0.0)
+    psum_round_trips = outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # parked between folds
+    result_bits = np.where(table.feeds_lif, 0.0, outputs * pe.psum_bits)  # unless fused
+
+    # Max-pool and LIF rows move spikes (a LIF's input arrives fused from its GEMM).
+    pool_input = np.where(table.is_pool, table.in_numel * timesteps * SPIKE_BITS, 0.0)
+    spikes_out = np.where(table.is_lif | table.is_pool,
+                          table.out_numel * timesteps * SPIKE_BITS, 0.0)
+
+    spike_reads = np.where(spike_input, input_reads, 0.0) + operand_reads + pool_input
+    spike_writes = spikes_out
+    global_reads = np.where(spike_input, 0.0, input_reads) + psum_round_trips
+    global_writes = psum_round_trips + result_bits
+    membrane_reads, membrane_writes = membrane_bits_moved
+
+    # Weight memory: resident up to capacity, the rest streamed from DRAM per weight-set read.
+    stored = np.where(static, values + metadata, 0.0)
+    overflow = np.maximum(0.0, stored - wm.size_kib * BITS_PER_KIB)
+    weight_dram = np.where(static, overflow * mapping.weight_set_reads, 0.0)
+
+    # Tensors that do not fit in their buffer (for one run) live partly in DRAM: the excess
+    # fraction of each is read from or written to DRAM once (partial sums are tiled to fit).
+    spike_read_once = np.where(spike_input, input_once, 0.0) + operand_once + pool_input
+    global_read_once = np.where(spike_input, 0.0, input_once)
+    spill_spike = spill_fraction((spike_read_once + spike_writes) / runs_per_inference,
+                                 hw.spike_buffer)
+    spill_global = spill_fraction((global_read_once + result_bits) / runs_per_inference,
+                                  hw.global_buffer)
+    membrane_live = np.where(table.is_lif, table.out_numel * hw.neuron_unit.membrane_bits, 0.0)
+    spill_membrane = spill_fraction(membrane_live, hw.membrane_buffer)
+
+    dram_reads = (weight_dram + spill_spike * spike_read_once + spill_global * global_read_once
+                  + spill_membrane * membrane_reads)
+    dram_writes = (spill_spike * spike_writes + spill_global * result_bits
+                   + spill_membrane * membrane_writes)
+    return MemoryTraffic(
+        weight_value_reads=value_reads,
+        weight_metadata_reads=metadata_reads,
+        weight_writes=weight_dram,
+        spike_reads=spike_reads,
+        spike_writes=spike_writes,
+        global_reads=global_reads,
+        global_writes=global_writes,
+        membrane_reads=membrane_reads,
+        membrane_writes=membrane_writes,
+        dram_reads=dram_reads,
+        dram_writes=dram_writes,
+    )
+
+
+def spill_fraction(live_bits: np.ndarray, buffer: BufferConfig) -> np.ndarray:
+    """Fraction of a working set that does not fit in `buffer` (0 when it fits)."""
+    capacity = buffer.size_kib * BITS_PER_KIB
+    safe = np.where(live_bits > 0, live_bits, 1.0)
+    return np.where(live_bits > capacity, 1.0 - capacity / safe, 0.0)
+
+
+def dram_bits_per_cycle(hw: HwConfig) -> float:
+    # Gbit/s over MHz: (bandwidth_gbps * 1e9 bit/s) / (clock_mhz * 1e6 cycle/s)
+    return hw.dram.bandwidth_gbps * 1e3 / hw.clock_mhz
+
+
+def _sram_cycles(bits: np.ndarray, buffer: BufferConfig | WeightMemoryConfig) -> np.ndarray:
+    return bits / (buffer.banks * buffer.word_bits)
+
+
+def memory_cycles(traffic: MemoryTraffic, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(memory-bound cycles, DRAM stall cycles) per layer."""
+    weight_bits = (traffic.weight_value_reads + traffic.weight_metadata_reads
+                   + traffic.weight_writes)
+    dram_bits = traffic.dram_reads + traffic.dram_writes
+    per_level = (
+        _sram_cycles(weight_bits, hw.weight_memory),
+        _sram_cycles(traffic.spike_reads + traffic.spike_writes, hw.spike_buffer),
+        _sram_cycles(traffic.global_reads + traffic.global_writes, hw.global_buffer),
+        _sram_cycles(traffic.membrane_reads + traffic.membrane_writes, hw.membrane_buffer),
+        dram_bits / dram_bits_per_cycle(hw),
+    )
+    bound = np.maximum.reduce(per_level)
+    first_tile = hw.pe_array.rows * hw.pe_array.cols * hw.weight_memory.value_bits
+    stall = np.minimum(dram_bits, first_tile) / dram_bits_per_cycle(hw)
+    return bound, stall
+
+
+def memory_activities(traffic: MemoryTraffic, hw: HwConfig) -> list[Activity]:
+    def sram(component: str, action: str, bits: np.ndarray,
+             buffer: BufferConfig | WeightMemoryConfig, energy_pj: float) -> Activity:
+        words = bits / buffer.word_bits
+        return Activity(component, action, words, words * energy_pj, words / buffer.banks)
+
+    wm, sb, gb, mb = hw.weight_memory, hw.spike_buffer, hw.global_buffer, hw.membrane_buffer
+    bits_per_cycle = dram_bits_per_cycle(hw)
+    return [
+        sram("weight_memory", "read_values", traffic.weight_value_reads, wm, wm.read_pj),
+        sram("weight_memory", "read_metadata", traffic.weight_metadata_reads, wm, wm.read_pj),
+        sram("weight_memory", "write", traffic.weight_writes, wm, wm.write_pj),
+        sram("spike_buffer", "read", traffic.spike_reads, sb, sb.read_pj),
+        sram("spike_buffer", "write", traffic.spike_writes, sb, sb.write_pj),
+        sram("global_buffer", "read", traffic.global_reads, gb, gb.read_pj),
+        sram("global_buffer", "write", traffic.global_writes, gb, gb.write_pj),
+        sram("membrane_buffer", "read", traffic.membrane_reads, mb, mb.read_pj),
+        sram("membrane_buffer", "write", traffic.membrane_writes, mb, mb.write_pj),
+        Activity("dram", "read", traffic.dram_reads,
+                 traffic.dram_reads * hw.dram.energy_pj_per_bit,
+                 traffic.dram_reads / bits_per_cycle),
+        Activity("dram", "write", traffic.dram_writes,
+                 traffic.dram_writes * hw.dram.energy_pj_per_bit,
+                 traffic.dram_writes / bits_per_cycle),
+    ]
+
+
+__all__ = ["weight_storage_bits", "rle_fill_entries", "activation_bits", "MemoryTraffic",
+           "memory_traffic", "spill_fraction", "dram_bits_per_cycle", "memory_cycles",
+           "memory_activities"]

@@ -1,0 +1,59 @@
+"""LIF neuron units: one membrane update per output neuron per timestep.
+
+Updates = out_numel x timesteps on `lif` rows; each costs `update_pj` and each output spike
+(out_firing_rate of the updates) another `spike_pj`. `count` units do `updates_per_cycle`
+each per cycle. Serial time handling keeps membrane potentials in the membrane buffer
+between timesteps: each neuron's potential is written after every timestep but the last and
+read back before every timestep but the first (it starts from reset), out_numel x (T - 1)
+reads and writes of `membrane_bits`. Time-parallel processing runs a neuron's T timesteps
+back to back in the unit's register: no membrane buffer traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparsespikformer.simulator.config import HwConfig
+from sparsespikformer.simulator.layer_table import LayerTable
+from sparsespikformer.simulator.result import Activity
+
+
+@dataclass(frozen=True)
+class NeuronWork:
+    updates: np.ndarray
+    spikes: np.ndarray
+    membrane_read_bits: np.ndarray
+    membrane_write_bits: np.ndarray
+    cycles: np.ndarray
+
+
+def neuron_work(table: LayerTable, hw: HwConfig) -> NeuronWork:
+    unit = hw.neuron_unit
+    updates = np.where(table.is_lif, table.out_numel * table.timesteps, 0.0)
+    if hw.policies.time_handling == "serial":
+        carried = np.where(table.is_lif, table.out_numel * (table.timesteps - 1.0), 0.0)
+    else:
+        carried = np.zeros_like(updates)
+    membrane_bits = carried * unit.membrane_bits
+    return NeuronWork(
+        updates=updates,
+        spikes=updates * table.out_firing_rate,
+        membrane_read_bits=membrane_bits,
+        membrane_write_bits=membrane_bits,
+        cycles=np.ceil(updates / (unit.count * unit.updates_per_cycle)),
+    )
+
+
+def neuron_activities(work: NeuronWork, hw: HwConfig) -> list[Activity]:
+    unit = hw.neuron_unit
+    return [
+        Activity("neuron_unit", "update", work.updates, work.updates * unit.update_pj,
+                 work.cycles),
+        Activity("neuron_unit", "spike", work.spikes, work.spikes * unit.spike_pj,
+                 np.zeros_like(work.cycles)),
+    ]
+
+
+__all__ = ["NeuronWork", "neuron_work", "neuron_activities"]

@@ -1,0 +1,122 @@
+"""`sparsespikformer train` and `eval`, in-process and (for the exit code) as a subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sparsespikformer.analysis.cli import main
+from sparsespikformer.model.checkpoint import load_checkpoint
+
+# The digits preset cut to 1 block, 16 wide, T=1: the CLI path end to end in seconds.
+_TINY = ["--preset", "spikformer_4_64_digits", "--depth", "1", "--embed-dim", "16",
+         "--timesteps", "1"]
+_TINY_EVAL = ["--preset", "spikformer_4_64_digits"]
+
+
+def _write_frames(root, count: int, steps: int = 2, side: int = 16, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "test"):
+        np.savez(root / f"{split}.npz",
+                 frames=rng.integers(0, 3, size=(count, steps, 2, side, side), dtype=np.uint8),
+                 labels=rng.integers(0, 3, size=count))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One epoch of the digits preset on a small batch budget, via the CLI."""
+    out = tmp_path_factory.mktemp("run")
+    code = main(["train", *_TINY, "--data", "digits", "--epochs", "1", "--batch-size", "128",
+                 "--out", str(out), "--no-progress", "--seed", "3"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoint_and_history(trained, capsys):
+    history = pd.read_csv(trained / "history.csv")
+    assert list(history["epoch"]) == [1]
+    state = load_checkpoint(trained / "checkpoint.pt")
+    assert state["epoch"] == 1
+    assert state["metadata"]["preset"] == "spikformer_4_64_digits"
+    assert state["config"]["batch_size"] == 128 and state["config"]["seed"] == 3
+
+
+def test_train_again_resumes_and_does_no_more_work(trained, capsys):
+    before = (trained / "checkpoint.pt").stat().st_mtime_ns
+    assert main(["train", *_TINY, "--epochs", "1", "--batch-size", "128", "--seed", "3",
+                 "--out", str(trained), "--no-progress"]) == 0
+    assert (trained / "checkpoint.pt").stat().st_mtime_ns == before
+    history = pd.read_csv(trained / "history.csv")
+    assert f"{history['test_accuracy'].iloc[-1]:.2%}" in capsys.readouterr().out
+
+
+def test_eval_reports_the_training_accuracy(trained, capsys):
+    history = pd.read_csv(trained / "history.csv")
+    assert main(["eval", "--checkpoint", str(trained / "checkpoint.pt"), "--data", "digits",
+                 "--split", "test", *_TINY_EVAL]) == 0
+    out = capsys.readouterr().out
+    assert "360 samples" in out
+    assert f"accuracy {history['test_accuracy'].iloc[-1]:.2%}" in out
+
+
+def test_eval_takes_preset_from_checkpoint(trained, capsys):
+    assert main(["eval", "--checkpoint", str(trained / "checkpoint.pt")]) == 0
+    assert "spikformer_4_64_digits on digits test" in capsys.readouterr().out
+
+
+def test_eval_with_wrong_preset_is_a_one_line_error(trained, capsys):
+    code = main(["eval", "--checkpoint", str(trained / "checkpoint.pt"),
+                 "--preset", "spikformer_4_384_cifar10", "--data", "digits", "--img-size", "32"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "weights do not fit" in err and "\n" not in err
+
+
+def test_train_on_frames_fits_classes_channels_and_timesteps(tmp_path, capsys):
+    _write_frames(tmp_path / "frames", count=8)
+    code = main(["train", *_TINY, "--data", f"frames:{tmp_path / 'frames'}", "--epochs", "1",
+                 "--batch-size", "4", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    state = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    assert state["metadata"]["overrides"] == {"depth": 1, "embed_dim": 16, "num_classes": 3,
+                                              "in_channels": 2, "timesteps": 2}
+    assert state["model"]["head.weight"].shape == (3, 16)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "mnist", "--out", "X"], "unknown data spec 'mnist'"),
+    (["train", "--data", "cifar10:/no/such/dir", "--out", "X"], "/no/such/dir"),
+    (["train", "--preset", "no_such_model", "--out", "X"], "no_such_model"),
+    (["train", "--epochs", "0", "--out", "X"], "epochs must be positive"),
+    (["eval", "--checkpoint", "/no/such.pt"], "/no/such.pt"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    argv = [str(tmp_path / a) if a == "X" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_subprocess_exit_code_for_bad_data(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "sparsespikformer.analysis.cli", "train", "--data", "nope:1",
+         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "unknown data spec 'nope:1'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_trained_weights_are_deterministic(trained, tmp_path):
+    again = tmp_path / "again"
+    assert main(["train", *_TINY, "--epochs", "1", "--batch-size", "128", "--seed", "3",
+                 "--out", str(again), "--no-progress"]) == 0
+    first = load_checkpoint(trained / "checkpoint.pt")["model"]
+    second = load_checkpoint(again / "checkpoint.pt")["model"]
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -1,0 +1,216 @@
+"""Component models against brute-force or closed-form oracles written here."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sparsespikformer.simulator import gemm_trace, load_hwconfig, synthetic_trace
+from sparsespikformer.simulator.layer_table import build_layer_table, group_max_ratio
+from sparsespikformer.simulator.mapping import (
+    INPUT_STATIONARY,
+    OUTPUT_STATIONARY,
+    WEIGHT_STATIONARY,
+    map_gemms,
+)
+from sparsespikformer.simulator.memory import (
+    activation_bits,
+    rle_fill_entries,
+    spill_fraction,
+    weight_storage_bits,
+)
+from sparsespikformer.simulator.neuron_unit import neuron_work
+from sparsespikformer.simulator.pe_array import pe_work
+from sparsespikformer.simulator.selector_unit import selector_work
+
+from spikformer_shapes import spikformer_shapes
+
+
+def brute_force_rle_entries(weights_row_major: np.ndarray, run_bits: int) -> int:
+    """Encode with (run of zeros, value) pairs; a run longer than the field needs fills."""
+    max_run = 2 ** run_bits - 1
+    entries, run = 0, 0
+    for value in weights_row_major:
+        if value == 0:
+            if run == max_run:  # emit a fill entry: max run + an explicit zero value
+                entries += 1
+                run = 0
+            else:
+                run += 1
+        else:
+            entries += 1
+            run = 0
+    return entries
+
+
+def test_weight_formats_match_hand_counts():
+    weights = np.array([[0, 3, 0, 0], [1, 0, 0, 2], [0, 0, 0, 0]])  # 3 output channels
+    numel, nnz = np.array([12.0]), np.array([3.0])
+    channels = np.array([3.0])
+    values, meta = weight_storage_bits(numel, nnz, channels, fmt="dense", value_bits=8,
+                                       index_bits=4)
+    assert (values[0], meta[0]) == (12 * 8, 0)
+    values, meta = weight_storage_bits(numel, nnz, channels, fmt="bitmask", value_bits=8,
+                                       index_bits=4)
+    assert (values[0], meta[0]) == (3 * 8, 12)
+    values, meta = weight_storage_bits(numel, nnz, channels, fmt="csr", value_bits=8,
+                                       index_bits=4)
+    column_indices, row_pointers = np.count_nonzero(weights), weights.shape[0] + 1
+    assert (values[0], meta[0]) == (3 * 8, (column_indices + row_pointers) * 4)
+
+
+@pytest.mark.parametrize("density, run_bits", [(0.5, 2), (0.1, 3), (0.02, 4), (0.3, 1)])
+def test_rle_fill_entries_match_brute_force_encoding(density, run_bits):
+    rng = np.random.default_rng(0)
+    numel, trials = 4096, 200
+    counted = []
+    for _ in range(trials):
+        weights = rng.random(numel) < density
+        counted.append(brute_force_rle_entries(weights, run_bits) - int(weights.sum()))
+    nnz = density * numel
+    expected = rle_fill_entries(np.array([float(numel)]), np.array([nnz]), run_bits)[0]
+    assert np.mean(counted) == pytest.approx(expected, rel=0.05, abs=0.5)
+
+
+def test_rle_of_an_all_zero_tensor_is_fills_only():
+    assert rle_fill_entries(np.array([1024.0]), np.array([0.0]), 4)[0] == 1024 // 16
+
+
+def test_group_max_ratio_matches_a_loop():
+    rng = np.random.default_rng(1)
+    values = rng.poisson(3.0, size=(3, 37)).astype(float)
+    for group in (1, 4, 16, 37, 64):
+        fold_maxima = []
+        for row in values:
+            for start in range(0, row.size, group):
+                fold_maxima.append(row[start:start + group].max())
+        expected = np.mean(fold_maxima) / values.mean()
+        assert group_max_ratio(values, group) == pytest.approx(expected)
+    assert group_max_ratio(np.ones((2, 10)), 4) == 1.0
+    assert group_max_ratio(np.zeros((2, 10)), 4) == 1.0
+
+
+def test_mapping_folds_and_reuse_follow_scale_sim():
+    m, n, k = (np.array([100.0]), np.array([50.0]), np.array([30.0]))
+    one, no = np.array([1.0]), np.array([False])
+    ws = map_gemms(m, n, k, one, one, no, rows=8, cols=16, dataflow=WEIGHT_STATIONARY,
+                   parallel_time=False)
+    assert ws.folds[0] == math.ceil(30 / 8) * math.ceil(50 / 16)
+    assert (ws.stream[0], ws.fill_drain[0]) == (100, 2 * 8 + 16 - 2)
+    assert (ws.weight_set_reads[0], ws.input_reuse[0], ws.k_folds[0]) == (1, 4, 4)
+    os_ = map_gemms(m, n, k, one, one, no, rows=8, cols=16, dataflow=OUTPUT_STATIONARY,
+                    parallel_time=False)
+    assert os_.folds[0] == math.ceil(100 / 8) * math.ceil(50 / 16)
+    assert (os_.stream[0], os_.fill_drain[0]) == (30, 8 + 16 - 2)
+    assert (os_.weight_set_reads[0], os_.k_folds[0]) == (math.ceil(100 / 8), 1)
+    is_ = map_gemms(m, n, k, one, one, no, rows=8, cols=16, dataflow=INPUT_STATIONARY,
+                    parallel_time=False)
+    assert is_.folds[0] == math.ceil(30 / 8) * math.ceil(100 / 16)
+    assert (is_.stream[0], is_.input_reuse[0]) == (50, 1)
+
+
+def test_time_parallel_stacks_timesteps_except_for_attention():
+    m, n, k = np.array([10.0, 10.0]), np.array([20.0, 20.0]), np.array([30.0, 30.0])
+    groups, steps = np.array([1.0, 1.0]), np.array([4.0, 4.0])
+    attention = np.array([False, True])
+    mapping = map_gemms(m, n, k, groups, steps, attention, rows=4, cols=4,
+                        dataflow=WEIGHT_STATIONARY, parallel_time=True)
+    assert list(mapping.m_eff) == [40.0, 10.0]
+    assert list(mapping.passes) == [1.0, 4.0]
+    assert list(mapping.weight_set_reads) == [1.0, 4.0]
+
+
+def tiny_trace(**kwargs):
+    return synthetic_trace(spikformer_shapes(selector=True), **kwargs)
+
+
+def test_pe_counts_are_the_trace_counts_each_policy_selects():
+    trace = tiny_trace(firing_rate=0.2, weight_density=0.5)
+    table = build_layer_table(trace)
+    layers = trace.layers
+    spike = (layers.in_value_kind == "spike").to_numpy()
+    integer = (layers.in_value_kind == "integer").to_numpy()
+    real = (layers.in_value_kind == "real").to_numpy()
+    dense = layers.dense_macs.to_numpy()
+
+    def work(**policies):
+        overrides = {f"policies.{key}": value for key, value in policies.items()}
+        return pe_work(table, load_hwconfig("sparse_int8_45nm", overrides))
+
+    both = work(input_sparsity="skip", weight_sparsity="skip")
+    assert np.allclose(both.accumulates[spike], layers.effective_ops[spike])
+    # real inputs: zero pixels are not skipped (real_input_sparsity: none), zero weights are
+    density = layers.operand_density.to_numpy()
+    assert np.allclose(both.multiplies[real], dense[real] * density[real])
+    assert np.allclose(both.gated, 0.0)
+
+    neither = work(input_sparsity="none", weight_sparsity="none")
+    assert np.allclose(neither.accumulates[spike], dense[spike])
+    fr = layers.in_firing_rate.to_numpy()
+    replayed = (1 - fr) * dense + layers.sops.to_numpy()  # zeros: one slot; v: v events
+    assert np.allclose(neither.accumulates[integer], replayed[integer])
+
+    gated = work(input_sparsity="gate", weight_sparsity="gate")
+    assert np.allclose(gated.accumulates, both.accumulates)
+    assert np.allclose(gated.slots, neither.slots)
+    assert np.allclose(gated.gated[spike], dense[spike] - layers.effective_ops[spike])
+
+    multiply = work(input_sparsity="skip", weight_sparsity="skip", integer_inputs="multiply")
+    assert np.allclose(multiply.multiplies[integer], layers.nonzero_pairs[integer])
+    assert np.allclose(multiply.accumulates[integer], 0.0)
+
+
+def test_without_multipliers_real_macs_run_bit_serially():
+    trace = gemm_trace(8, 8, 8)
+    hw = load_hwconfig("loihi_like")
+    work = pe_work(build_layer_table(trace), hw)
+    assert work.multiplies[0] == 0
+    assert work.accumulates[0] == 8 * 8 * 8 * hw.pe_array.real_value_bits
+    assert work.useful_ops[0] == 8 * 8 * 8
+
+
+def test_lif_updates_and_membrane_traffic():
+    trace = tiny_trace(timesteps=4)
+    table = build_layer_table(trace)
+    lif = (trace.layers.kind == "lif").to_numpy()
+    out_numel = trace.layers.out_numel.to_numpy()
+    serial = neuron_work(table, load_hwconfig("sparse_int8_45nm"))
+    assert np.array_equal(serial.updates[lif], out_numel[lif] * 4)
+    assert np.array_equal(serial.updates[~lif], np.zeros((~lif).sum()))
+    bits = load_hwconfig("sparse_int8_45nm").neuron_unit.membrane_bits
+    assert np.array_equal(serial.membrane_read_bits[lif], out_numel[lif] * 3 * bits)
+    parallel = neuron_work(table, load_hwconfig("sparse_int8_45nm",
+                                                {"policies.time_handling": "parallel"}))
+    assert parallel.membrane_read_bits.sum() == 0
+    assert np.array_equal(parallel.updates, serial.updates)
+
+
+def test_top_k_runs_once_per_selector_on_its_last_row():
+    trace = tiny_trace()
+    table = build_layer_table(trace)
+    work = selector_work(table, load_hwconfig("sparse_int8_45nm"))
+    names = list(trace.layers.layer)
+    tokens = trace.layers.tokens_in.to_numpy()
+    (rows,) = np.nonzero(work.compares)
+    assert [names[i] for i in rows] == ["token_selectors.1.mlp.2"]
+    assert work.compares[rows[0]] == tokens[rows[0]] * math.ceil(math.log2(tokens[rows[0]]))
+
+
+def test_activation_bits_per_value_kind():
+    trace = tiny_trace()
+    table = build_layer_table(trace)
+    bits = activation_bits(table, 8)
+    kinds = trace.layers.in_value_kind.to_numpy()
+    assert set(bits[kinds == "spike"]) == {1.0}
+    assert set(bits[kinds == "real"]) == {8.0}
+    # synthetic integer inputs top out at 1: one bit; a max of 4 needs 3
+    assert set(bits[kinds == "integer"]) == {1.0}
+    object.__setattr__(table, "in_value_max", np.full(len(table), 4.0))
+    assert set(activation_bits(table, 8)[kinds == "integer"]) == {3.0}
+
+
+def test_spill_fraction():
+    buffer = load_hwconfig("sparse_int8_45nm").spike_buffer  # 64 KiB
+    capacity = 64 * 1024 * 8
+    live = np.array([0.0, capacity / 2, capacity, 4.0 * capacity])
+    assert list(spill_fraction(live, buffer)) == [0.0, 0.0, 0.0, 0.75]

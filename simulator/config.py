@@ -409,5 +409,6 @@ __all__ = [
     "CONFIG_VERSION", "DATAFLOWS", "TIME_HANDLINGS", "SPARSITY_HANDLINGS",
     "INTEGER_INPUT_MODES", "SPARSE_FORMATS", "BITS_PER_KIB", "HwConfig", "PeArrayConfig",
     "PolicyConfig", "NeuronUnitConfig", "WeightMemoryConfig", "BufferConfig", "DramConfig",
-    "SelectorUnitConfig", "EnergyConfig", "load_hwconfig", "hwconfig_from_dict", "apply_overrides", "parse_override",
+    "SelectorUnitConfig", "EnergyConfig", "load_hwconfig", "hwconfig_from_dict",
+    "apply_overrides", "parse_override",
 ]

@@ -23,7 +23,7 @@ Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (
   with the partial sums parked there between K folds. A GEMM followed by a LIF row hands its
   final sums straight to the neuron units (fused); any other GEMM (Q·Kᵀ, selector, head)
   writes them to the global buffer. LIF rows write spikes to the spike buffer; max-pool
-  reads and writes spikes.
+  reads and writes spikes; a parameter-free token scorer reads them.
 * A tensor that does not fit in its buffer for one run (one timestep, or all T when
   time-parallel; partial sums are assumed tiled to fit) lives partly in DRAM: the excess
   fraction of it is read from or written to DRAM once per inference.
@@ -131,8 +131,9 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
     psum_round_trips = outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # parked between folds
     result_bits = np.where(table.feeds_lif, 0.0, outputs * pe.psum_bits)  # unless fused
 
-    # Max-pool and LIF rows move spikes (a LIF's input arrives fused from its GEMM).
-    pool_input = np.where(table.is_pool, table.in_numel * timesteps * SPIKE_BITS, 0.0)
+    # Max-pool, LIF and scorer rows move spikes (a LIF's input arrives fused from its GEMM).
+    pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
+                          table.in_numel * timesteps * SPIKE_BITS, 0.0)
     spikes_out = np.where(table.is_lif | table.is_pool,
                           table.out_numel * timesteps * SPIKE_BITS, 0.0)
 

@@ -1,12 +1,12 @@
 """Token-selector unit: scores tokens (parameter-free scorers) and picks the top k.
 
 A learned selector's scoring MLP is a GEMM and runs on the PE array like any layer. A
-parameter-free scorer (firing rate) has no GEMM: this unit sums each token's input values,
-one add per input event (the trace's `sample_in_events`), `adders` per cycle, `add_pj` each.
+parameter-free scorer (firing rate, random) has no GEMM: this unit sums each token's inputs,
+one add per input element and timestep (in_numel x T), or only per input event (the trace's
+`sample_in_events`) when input sparsity is gated or skipped; `adders` per cycle, `add_pj` each.
 Either way the unit then sorts the `tokens_in` scores once per selector (on its last row: a
-learned selector is recorded as one row per linear): tokens x
-ceil(log2 tokens) compares (a merge or bitonic sort), `comparators` per cycle, the energy
-table's `compare_pj` each.
+learned selector is recorded as one row per linear): tokens x ceil(log2 tokens) compares (a
+merge or bitonic sort), `comparators` per cycle, the energy table's `compare_pj` each.
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ def selector_work(table: LayerTable, hw: HwConfig) -> SelectorWork:
     tokens = table.tokens_in
     depth = np.ceil(np.log2(np.maximum(tokens, 2.0)))
     compares = np.where(table.is_top_k, tokens * depth, 0.0)
-    adds = np.where(table.is_selector & ~table.is_gemm, table.in_events, 0.0)
+    dense_adds = table.in_numel * table.timesteps
+    events_only = hw.policies.input_sparsity != "none"
+    adds = np.where(table.is_selector & ~table.is_gemm,
+                    table.in_events if events_only else dense_adds, 0.0)
     return SelectorWork(adds=adds, compares=compares,
                         add_cycles=np.ceil(adds / unit.adders),
                         compare_cycles=np.ceil(compares / unit.comparators))

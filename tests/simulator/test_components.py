@@ -62,7 +62,7 @@ def test_weight_formats_match_hand_counts():
 @pytest.mark.parametrize("density, run_bits", [(0.5, 2), (0.1, 3), (0.02, 4), (0.3, 1)])
 def test_rle_fill_entries_match_brute_force_encoding(density, run_bits):
     rng = np.random.default_rng(0)
-    numel, trials = 4096, 200
+    numel, trials = 2048, 60
     counted = []
     for _ in range(trials):
         weights = rng.random(numel) < density
@@ -214,3 +214,24 @@ def test_spill_fraction():
     capacity = 64 * 1024 * 8
     live = np.array([0.0, capacity / 2, capacity, 4.0 * capacity])
     assert list(spill_fraction(live, buffer)) == [0.0, 0.0, 0.0, 0.75]
+
+
+def test_parameter_free_scorer_adds_its_input_events():
+    shapes = spikformer_shapes(depth=2)
+    tokens, dim = 16, 32
+    scorer = {"layer": "token_selectors.1", "kind": "selector", "block": 1,
+              "tokens_in": tokens, "tokens_out": 11, "in_numel": tokens * dim,
+              "out_numel": 11 * dim, "gemm_m": 0, "gemm_n": 0, "gemm_k": 0, "gemm_groups": 0,
+              "weight_numel": 0, "in_value_kind": "spike"}
+    at = next(i for i, row in enumerate(shapes) if row["layer"] == "block.1.attn.q_linear")
+    trace = synthetic_trace(shapes[:at] + [scorer] + shapes[at:], timesteps=4)
+    table = build_layer_table(trace)
+    row = list(trace.layers.layer).index("token_selectors.1")
+    skip = selector_work(table, load_hwconfig("sparse_int8_45nm"))
+    events = trace.arrays["token_selectors.1"]["sample_in_events"].mean()
+    assert skip.adds[row] == pytest.approx(events)
+    assert skip.compares[row] == tokens * math.ceil(math.log2(tokens))
+    dense = selector_work(table, load_hwconfig("sparse_int8_45nm",
+                                               {"policies.input_sparsity": "none"}))
+    assert dense.adds[row] == tokens * dim * 4
+    assert np.count_nonzero(dense.adds) == 1

@@ -93,7 +93,8 @@ def test_overrides_change_dotted_keys_and_accept_cli_strings():
 
 
 def test_apply_overrides_revalidates():
-    hw = apply_overrides(load_hwconfig("dense_systolic"), {"pe_array.dataflow": "output_stationary"})
+    hw = apply_overrides(load_hwconfig("dense_systolic"),
+                         {"pe_array.dataflow": "output_stationary"})
     assert hw.pe_array.dataflow == "output_stationary"
     with pytest.raises(ValueError, match=r"pe_array\.rows: must be a positive integer"):
         apply_overrides(hw, {"pe_array.rows": 0})

@@ -1,0 +1,51 @@
+"""A recorded digits trace through every bundled accelerator config (model -> trace -> sim)."""
+
+import pytest
+
+from sparsespikformer.hwconfigs import list_hwconfigs
+from sparsespikformer.model.tracing import record_trace
+from sparsespikformer.simulator import load_hwconfig, simulate
+
+from active_model import add_selectors, images, prune_randomly, small_model
+
+E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # REFERENCE.md: Horowitz 45 nm fp32 constants of the papers
+
+
+@pytest.fixture(scope="module")
+def traces():
+    return {
+        "dense": record_trace(small_model(), images()),
+        "co_designed": record_trace(add_selectors(prune_randomly(small_model()), keep_ratio=0.7,
+                                                  scorer="firing_rate"), images()),
+    }
+
+
+def test_every_bundled_config_simulates_a_recorded_trace(traces):
+    names = list_hwconfigs()
+    assert {"paper_fp32_45nm", "sparse_int8_45nm", "loihi_like", "sata_like",
+            "dense_systolic"} <= set(names)
+    for name in names:
+        hw = load_hwconfig(name)
+        for variant, trace in traces.items():
+            totals = simulate(trace, hw).totals
+            assert totals["energy_pj"] > 0 and totals["latency_s"] > 0, (name, variant)
+            assert totals["dense_gflops"] == pytest.approx(trace.layers.dense_macs.sum() / 1e9)
+
+
+def test_paper_config_is_the_papers_formula_on_a_real_trace(traces):
+    layers = traces["dense"].layers
+    first_conv = layers.layer == "patch_embed.proj_conv"
+    real_macs = (layers.in_value_kind == "real") & (layers.dense_macs > 0)
+    assert list(layers.index[real_macs]) == list(layers.index[first_conv])
+    oracle = E_MAC_PJ * layers.dense_macs[first_conv].sum() + \
+        E_AC_PJ * layers.sops[~first_conv].sum()
+    energy = simulate(traces["dense"], load_hwconfig("paper_fp32_45nm")).totals["energy_pj"]
+    assert energy == pytest.approx(oracle, rel=1e-12)
+
+
+def test_co_design_saves_energy_and_time_on_the_sparse_accelerator(traces):
+    hw = load_hwconfig("sparse_int8_45nm")
+    dense, co = (simulate(traces[v], hw).totals for v in ("dense", "co_designed"))
+    assert co["energy_pj"] < dense["energy_pj"]
+    assert co["cycles"] < dense["cycles"]
+    assert co["dense_gflops"] < dense["dense_gflops"]  # fewer tokens reach the blocks

@@ -41,9 +41,12 @@ def layer_energy_by_component(layers: pd.DataFrame, *, group: str = "layer") -> 
     """Energy (pJ) per layer (or block, or kind) and component, for stacked bars.
 
     `layers` is the simulator's tidy table (layer, kind, block, component, action,
-    energy_pj, ...). Rows keep execution order; columns are components, largest total first.
+    energy_pj, ...), or its per-layer table (no `component`: one column, `total`). Rows
+    keep execution order; columns are components, largest total first.
     """
-    _require(layers, ("layer", "component", "energy_pj"), "layer energy table")
+    _require(layers, ("layer", "energy_pj"), "layer energy table")
+    if "component" not in layers.columns:
+        layers = layers.assign(component="total")
     if group not in ("layer", "block", "kind"):
         raise ValueError(f"group: expected layer, block or kind, got {group!r}")
     table = layers.copy()

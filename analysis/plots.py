@@ -48,6 +48,10 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return figure
 
 
+def is_known_metric(column: str) -> bool:
+    return column in _LABELS
+
+
 def axis_label(column: str) -> str:
     return _LABELS.get(column, column)
 
@@ -119,7 +123,7 @@ def draw_layer_energy(energy: pd.DataFrame, *, title: str = "Energy per layer by
 
 def draw_pareto(data: ParetoPlotData, *, title: str | None = None) -> Figure:
     """All points coloured by group; the front as a step line with black-edged markers."""
-    figure = new_figure(7.5, 5.0)
+    figure = new_figure(9.0, 5.0)
     axes = figure.add_subplot()
     points = data.points
     for index, (group, part) in enumerate(points.groupby("group", sort=False)):
@@ -131,19 +135,21 @@ def draw_pareto(data: ParetoPlotData, *, title: str | None = None) -> Figure:
     front_y = display_scale(data.y, front["y"])
     # "post": from each front point the best value holds until the next one is reached
     axes.step(front_x, front_y, where="post", color="black", linewidth=1.2,
-              label=f"Pareto front ({len(front)} points)")
+              label=f"Pareto front ({len(front)} point{'s' if len(front) != 1 else ''})")
     axes.scatter(front_x, front_y, s=36, facecolors="none", edgecolors="black",
                  linewidths=1.2)
     axes.set_xlabel(axis_label(data.x))
     axes.set_ylabel(axis_label(data.y))
-    if _spans_decades(front_x) or _spans_decades(display_scale(data.x, points["x"])):
+    if _spans_decades(display_scale(data.x, points["x"])):
         axes.set_xscale("log")
+    if data.y != "accuracy" and _spans_decades(display_scale(data.y, points["y"])):
+        axes.set_yscale("log")
     arrow = {"min": "lower", "max": "higher"}
     axes.set_title(title or f"{axis_label(data.y).split(' (')[0]} vs "
                    f"{axis_label(data.x).split(' (')[0].lower()} "
                    f"({arrow[data.x_direction]} x, {arrow[data.y_direction]} y is better)")
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=8, loc="best", ncols=2 if points["group"].nunique() > 6 else 1)
+    figure.legend(fontsize=8, loc="outside right upper")  # never over the points
     return figure
 
 
@@ -285,13 +291,44 @@ def draw_bar_summary(labels: Sequence[str], values: Sequence[float], *, column: 
         axes.set_xscale("log")
     axes.set_title(title)
     axes.grid(axis="x", alpha=0.3, which="both")
+    axes.margins(x=0.1)  # room for the value labels
     for position, value in enumerate(shown):
         if math.isfinite(value):
-            axes.annotate(f"{value:.3g}", (value, position), xytext=(3, 0),
+            axes.annotate(f"{value:.4g}", (value, position), xytext=(3, 0),
                           textcoords="offset points", va="center", fontsize=7)
     return figure
 
 
-__all__ = ["new_figure", "save_figure", "png_bytes", "axis_label", "display_scale",
-           "draw_layer_energy", "draw_pareto", "draw_lth", "draw_keep_ratio",
-           "draw_firing_rate", "draw_kept_tokens", "draw_bar_summary"]
+def draw_grouped_bars(table: pd.DataFrame, *, column: str, title: str) -> Figure:
+    """Horizontal bars of one metric: one group per row label, one bar per table column
+    (e.g. energy per hw config, dense next to co-designed)."""
+    rows, series = table.shape
+    figure = new_figure(8.5, max(2.5, 0.8 + 0.3 * rows * series + 0.15 * rows))
+    axes = figure.add_subplot()
+    height = 0.8 / max(series, 1)
+    positions = np.arange(rows)
+    shown_all = display_scale(column, table.to_numpy(dtype=float))
+    for index, name in enumerate(table.columns):
+        shown = shown_all[:, index]
+        offsets = positions - 0.4 + height * (index + 0.5)
+        axes.barh(offsets, shown, height=height * 0.95, label=str(name),
+                  color=_COLORS[index % len(_COLORS)])
+        for offset, value in zip(offsets, shown, strict=True):
+            if math.isfinite(value):
+                axes.annotate(f"{value:.4g}", (value, offset), xytext=(3, 0),
+                              textcoords="offset points", va="center", fontsize=7)
+    axes.set_yticks(positions, [str(label) for label in table.index], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel(axis_label(column))
+    if _spans_decades(shown_all.ravel()):
+        axes.set_xscale("log")
+    axes.set_title(title)
+    axes.grid(axis="x", alpha=0.3, which="both")
+    axes.margins(x=0.1)  # room for the value labels
+    figure.legend(fontsize=8, loc="outside right upper")
+    return figure
+
+
+__all__ = ["new_figure", "save_figure", "png_bytes", "axis_label", "is_known_metric",
+           "display_scale", "draw_layer_energy", "draw_pareto", "draw_lth", "draw_keep_ratio",
+           "draw_firing_rate", "draw_kept_tokens", "draw_bar_summary", "draw_grouped_bars"]

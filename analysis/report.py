@@ -6,15 +6,21 @@ simulator layer tables and totals, kept-token files), draws their plots, and wri
 HTML file with the figures embedded as base64 PNG and the tables inline: no external
 file, script or stylesheet, so it can be mailed or archived as is. The same run directory
 gives the same bytes (no timestamps).
+
+summary.json: scalars become a table; a nested `{metric: {config: {variant: value}}}` with a
+known metric name (`energy_pj`, `latency_s`, ...) becomes grouped bars (e.g. dense vs
+co-designed energy per hw config) plus its table; other nested mappings become tables.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import html
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable, Sequence
@@ -29,7 +35,7 @@ from sparsespikformer.analysis.result_files import (LAYER_ENERGY_COLUMNS, SWEEP_
                                                     is_trace_dir, read_json_object,
                                                     read_kept_tokens, read_table)
 from sparsespikformer.analysis.sweep_store import RESULTS_CSV, RESULTS_JSONL, read_results
-from sparsespikformer.simulator.atomic import atomic_write_text
+from sparsespikformer.simulator.atomic import atomic_write_bytes, atomic_write_text
 from sparsespikformer.simulator.trace import Trace
 
 MAX_TABLE_ROWS = 25
@@ -97,12 +103,24 @@ def _classify(path: Path, contents: RunContents) -> None:
     if path.name == "summary.json":
         contents.summaries.append(path)
     elif path.suffix == ".json":
-        if all(key in read_json_object(path) for key in TOTALS_KEYS):
+        if _totals_record(read_json_object(path)) is not None:
             contents.totals.append(path)
     elif path.suffix == ".csv":
         _classify_csv(path, read_table(path), contents)
     elif is_kept_tokens_file(path):
         contents.kept_tokens.append(path)
+
+
+def _totals_record(data: dict[str, Any]) -> dict[str, Any] | None:
+    """Simulation totals, flat (`{"energy_pj": .., "latency_s": ..}`) or as
+    `SimResult.to_dict()` writes them (`{"hw": .., "trace": .., "totals": {...}}`)."""
+    if all(key in data for key in TOTALS_KEYS):
+        return data
+    totals = data.get("totals")
+    if isinstance(totals, dict) and all(key in totals for key in TOTALS_KEYS):
+        labels = {k: v for k, v in data.items() if isinstance(v, (str, int, float))}
+        return {**labels, **totals}
+    return None
 
 
 def _classify_csv(path: Path, table: pd.DataFrame, contents: RunContents) -> None:
@@ -112,8 +130,8 @@ def _classify_csv(path: Path, table: pd.DataFrame, contents: RunContents) -> Non
         contents.rounds.append(path)
     elif has_columns(table, plot_data.KEEP_RATIO_COLUMNS):
         contents.keep_ratio_tables.append(path)
-    elif has_columns(table, LAYER_ENERGY_COLUMNS):
-        contents.layer_energy_tables.append(path)
+    elif has_columns(table, LAYER_ENERGY_COLUMNS) or has_columns(table, ("layer", "energy_pj")):
+        contents.layer_energy_tables.append(path)  # a breakdown or a per-layer table
     elif has_columns(table, TOTALS_KEYS):
         contents.totals.append(path)
 
@@ -121,8 +139,22 @@ def _classify_csv(path: Path, table: pd.DataFrame, contents: RunContents) -> Non
 # ----------------------------------------------------------------------------- sections
 
 
+# Set by `build_report(figures_dir=...)`: every embedded figure is also saved there.
+_FIGURE_FILES: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "report_figure_files", default=None)
+
+
 def figure_html(figure, caption: str) -> str:
-    encoded = base64.b64encode(plots.png_bytes(figure)).decode("ascii")
+    png = plots.png_bytes(figure)  # first: a PDF render can shift the layout a little
+    saved = _FIGURE_FILES.get()
+    if saved is not None:
+        directory, written = saved
+        slug = re.sub(r"[^a-z0-9]+", "_", caption.lower()).strip("_")[:60]
+        stem = directory / f"{len(written) // 2:02d}_{slug}"
+        atomic_write_bytes(stem.with_name(f"{stem.name}.png"), png)
+        written.append(stem.with_name(f"{stem.name}.png"))
+        written.extend(plots.save_figure(figure, stem, formats=("pdf",)))
+    encoded = base64.b64encode(png).decode("ascii")
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
             f'{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
@@ -161,8 +193,17 @@ def summary_section(path: Path, run_dir: Path) -> Section:
             nested = pd.DataFrame.from_dict(value, orient="index")
             if nested.shape[1] == 1 and nested.columns[0] == 0:
                 nested.columns = ["value"]
-            nested = nested.reset_index(names=key)
-            body += f"<h3>{html.escape(key)}</h3>" + table_html(nested, max_rows=200)
+            body += f"<h3>{html.escape(key)}</h3>"
+            numeric = nested.apply(pd.to_numeric, errors="coerce")
+            if (plots.is_known_metric(key) and numeric.notna().all().all()
+                    and all(isinstance(v, dict) for v in value.values())):
+                # {"energy_pj": {config: {"dense": .., "codesigned": ..}}}: grouped bars
+                variants = " vs ".join(map(str, numeric.columns))
+                body += figure_html(plots.draw_grouped_bars(
+                    numeric, column=key, title=f"{plots.axis_label(key).split(' (')[0]}: "
+                    f"{variants}"), f"{key} per {' / '.join(map(str, numeric.index[:3]))}"
+                    f"{', ...' if len(numeric) > 3 else ''}: {variants}")
+            body += table_html(nested.reset_index(names=key), max_rows=200)
     return Section(f"Summary ({_relative(path, run_dir)})", body)
 
 
@@ -279,7 +320,7 @@ def totals_section(paths: Sequence[Path], run_dir: Path) -> Section:
     frames = []
     for path in paths:
         if path.suffix == ".json":
-            frame = pd.DataFrame([read_json_object(path)])
+            frame = pd.DataFrame([_totals_record(read_json_object(path))])
         else:
             frame = read_table(path)
         frame.insert(0, "file", _relative(path, run_dir))
@@ -293,7 +334,8 @@ def totals_section(paths: Sequence[Path], run_dir: Path) -> Section:
         for column in ("energy_pj", "latency_s"):
             body += figure_html(plots.draw_bar_summary(
                 labels, table[column].tolist(), column=column,
-                title=f"{plots.axis_label(column).split(' (')[0]} per {label_column}"),
+                title=f"{plots.axis_label(column).split(' (')[0]} per "
+                      f"{'hardware config' if label_column == 'hw' else label_column}"),
                 f"{column} per {label_column}")
     keep = [c for c in table.columns if not str(c).startswith("energy_") or c == "energy_pj"]
     return Section("Simulation totals", body + table_html(table[keep], max_rows=100))
@@ -340,14 +382,22 @@ def build_sections(run_dir: Path, contents: RunContents) -> list[Section]:
 
 
 def build_report(run_dir: str | os.PathLike, out_path: str | os.PathLike, *,
-                 title: str | None = None) -> Path:
-    """Write the HTML report of `run_dir` to `out_path` (atomically); return its path."""
+                 title: str | None = None, figures_dir: str | os.PathLike | None = None
+                 ) -> Path:
+    """Write the HTML report of `run_dir` to `out_path` (atomically); return its path.
+
+    With `figures_dir`, every figure of the page is also written there as PNG and PDF
+    (`00_<caption>.png`, ...), for papers and slides."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: run directory not found")
     out_path = Path(out_path)
     contents = scan_run_dir(run_dir)
-    sections = build_sections(run_dir, contents)
+    token = _FIGURE_FILES.set(None if figures_dir is None else (Path(figures_dir), []))
+    try:
+        sections = build_sections(run_dir, contents)
+    finally:
+        _FIGURE_FILES.reset(token)
     title = title or f"SparseSpikformer run: {run_dir.resolve().name}"
     atomic_write_text(out_path, render_page(title, sections))
     return out_path

@@ -87,11 +87,11 @@ class SweepStore:
                 log.warning("%s: point %s already stored; not written twice",
                             self.jsonl_path, key[:12])
                 continue
-            line = _encode_line(row)
-            fresh.append(line)
+            clean = _json_ready(row)
+            fresh.append(_encode_line(clean))
             # keep what a reader of the file will see (NaN as None), so a resumed sweep and
             # an uninterrupted one hold identical rows
-            self._rows[key] = json.loads(line)
+            self._rows[key] = clean
         if fresh:
             blob = "".join(fresh).encode("utf-8")
             self._file.write(blob)
@@ -169,11 +169,23 @@ def read_results(directory_or_file: str | os.PathLike) -> pd.DataFrame:
         raise ValueError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
 
 
-def _encode_line(row: Mapping[str, Any]) -> str:
-    # NaN and inf are not JSON: store them as null (read back as NaN by pandas)
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in row.items()}
-    return json.dumps(clean, sort_keys=False, separators=(",", ":"), allow_nan=False) + "\n"
+def _json_ready(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain scalars as `json.loads` gives them back; NaN and inf (not JSON) become None."""
+    clean = {}
+    for name, value in row.items():
+        if isinstance(value, float):
+            clean[name] = value if math.isfinite(value) else None
+        elif value is None or isinstance(value, (str, bool, int)):
+            clean[name] = value
+        elif hasattr(value, "item"):  # a numpy scalar
+            clean[name] = _json_ready({name: value.item()})[name]
+        else:
+            raise ValueError(f"result column {name!r}: {type(value).__name__} is not a scalar")
+    return clean
+
+
+def _encode_line(clean: Mapping[str, Any]) -> str:
+    return json.dumps(clean, separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def _read_rows(path: Path, *, repair: bool = True) -> dict[str, dict[str, Any]]:

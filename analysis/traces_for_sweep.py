@@ -213,6 +213,11 @@ def build_trace(entry: TraceEntry) -> Trace:
             raise type(err)(f"{entry.where}.path: {err}") from None
     else:
         shapes, details = _layer_shapes(entry)
+        if entry.keep_ratio < 1.0 and "kind" in shapes and (shapes["kind"] == "selector").any():
+            # the shapes already have the selectors' token counts: do not drop tokens twice
+            raise ValueError(f"{entry.where}.synthetic.keep_ratio: these layer shapes already "
+                             "contain token selectors; give keep_ratio with a model without "
+                             "them (e.g. spikformer_* instead of sparsespikformer_*)")
         timesteps = entry.timesteps
         if timesteps is None:
             timesteps = int(shapes["timesteps"].max()) if "timesteps" in shapes else 4

@@ -484,18 +484,21 @@ def _check_fraction(name: str, value: float, *, allow_zero: bool) -> None:
 def _apply_keep_ratio(shapes: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
     """Shrink every token-indexed dimension of block b >= 1 to int(tokens · ρ^b)."""
     shapes = shapes.copy()
-    for index, row in shapes.iterrows():
-        if row["block"] < 1:
-            continue
-        tokens = int(row["tokens_in"])
-        kept = max(1, int(tokens * keep_ratio ** int(row["block"])))
-        scale = kept / tokens
-        shapes.loc[index, ["tokens_in", "tokens_out"]] = kept
-        shapes.loc[index, "in_numel"] = int(round(row["in_numel"] * scale))
-        shapes.loc[index, "out_numel"] = int(round(row["out_numel"] * scale))
-        for column in ("gemm_m", "gemm_n", "gemm_k"):
-            if row[column] == tokens and (column == "gemm_m" or row["kind"].startswith("attn")):
-                shapes.loc[index, column] = kept
+    block = shapes["block"].to_numpy()
+    tokens = shapes["tokens_in"].to_numpy().astype(np.int64)
+    later = block >= 1
+    kept = tokens.copy()
+    kept[later] = np.maximum(1, (tokens[later] * keep_ratio ** block[later]).astype(np.int64))
+    scale = kept / np.maximum(tokens, 1)
+    attention = shapes["kind"].str.startswith("attn").to_numpy()
+    for column in ("gemm_m", "gemm_n", "gemm_k"):
+        values = shapes[column].to_numpy()
+        token_axis = later & (values == tokens) & ((column == "gemm_m") | attention)
+        shapes[column] = np.where(token_axis, kept, values)
+    for column in ("in_numel", "out_numel"):
+        shapes[column] = np.rint(shapes[column].to_numpy() * scale).astype(np.int64)
+    shapes["tokens_in"] = kept
+    shapes["tokens_out"] = np.where(later, kept, shapes["tokens_out"].to_numpy())
     return shapes
 
 

@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default="none", help="none = IMP (default); reinit = winning masks on a "
                         "fresh initialisation; oneshot = one pruning to the final sparsity; "
                         "random = random masks")
+    parser.add_argument("--baseline-rounds", type=int, nargs="+", metavar="K",
+                        help="train the reinit / random baseline only at these rounds "
+                             "(default: every round)")
     parser.add_argument("--scope", choices=("global", "layer"), default="global",
                         help="rank weights over the whole model or per tensor (default global)")
     parser.add_argument("--teacher", help="trained dense checkpoint: initialises a "
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                if getattr(args, flag) is not None}
     train_config = dataclasses.replace(recipe_for(args.preset, args.data), **changes)
     lottery = LotteryConfig(rounds=args.rounds, rate=args.rate, rewind_epoch=args.rewind_epoch,
-                            scope=args.scope, baseline=args.baseline, seed=train_config.seed)
+                            scope=args.scope, baseline=args.baseline, seed=train_config.seed,
+                            baseline_rounds=args.baseline_rounds)
     preset_config = get_preset_config(args.preset)
     img_size = args.img_size or preset_config.img_size
     train_set = load_dataset(args.data, "train", img_size=img_size)

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="DIR", help="run folder to summarise")
     parser.add_argument("--out", help="HTML file to write (default: DIR/report.html)")
     parser.add_argument("--title", help="page title (default: from the folder name)")
+    parser.add_argument("--figures", metavar="FOLDER",
+                        help="also write every figure there as PNG and PDF")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.report import build_report
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
-    path = build_report(args.run_dir, out, title=args.title)
+    path = build_report(args.run_dir, out, title=args.title, figures_dir=args.figures)
     print(f"report: {path} ({path.stat().st_size / 1024:.0f} KiB)")
     return 0

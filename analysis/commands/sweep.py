@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="local process pool (default) or Dask distributed")
     parser.add_argument("--workers", type=int,
-                        help="worker processes (default: the CPUs available; 1 = in-process)")
+                        help="worker processes (default: the CPUs available, or in-process "
+                             "for sweeps under 2000 points; 1 = in-process)")
     parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
     parser.add_argument("--chunk-size", type=int,
                         help="points per task sent to a worker (default: automatic)")

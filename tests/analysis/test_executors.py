@@ -86,3 +86,15 @@ def test_pool_errors_reach_the_caller(tmp_path):
     with LocalExecutor(workers=2) as pool:
         with pytest.raises(KeyError):
             list(pool.run(evaluate_chunk, plan.context, broken))
+
+
+def test_dask_with_a_scheduler_address(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    spec = load_sweep_spec(write_spec(tmp_path))
+    inline = run_sweep(spec, tmp_path / "inline", workers=1, progress=False, evaluator=FAKE)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        remote = run_sweep(spec, tmp_path / "remote", executor="dask",
+                           scheduler=cluster.scheduler_address, chunk_size=4,
+                           progress=False, evaluator=FAKE)
+    assert remote.results.equals(inline.results) and remote.evaluated == 24

@@ -46,8 +46,11 @@ def test_layer_energy_by_block_and_kind():
     assert kinds.sum(axis=1).to_dict() == {"conv": 130.0, "linear": 15.0, "lif": 1.0}
     with pytest.raises(ValueError, match="group"):
         plot_data.layer_energy_by_component(energy_rows(), group="timestep")
-    with pytest.raises(ValueError, match="missing columns component"):
-        plot_data.layer_energy_by_component(energy_rows().drop(columns="component"))
+    per_layer = plot_data.layer_energy_by_component(energy_rows().drop(columns="component"))
+    assert list(per_layer.columns) == ["total"]
+    assert per_layer["total"].tolist() == [130.0, 12.0, 1.0, 3.0]
+    with pytest.raises(ValueError, match="missing columns energy_pj"):
+        plot_data.layer_energy_by_component(energy_rows().drop(columns="energy_pj"))
 
 
 def test_pareto_plot_data_drops_errors_and_marks_the_front():

@@ -57,6 +57,9 @@ def figures():
         "kept_tokens": plots.draw_kept_tokens(kept),
         "bars": plots.draw_bar_summary(["a", "b"], [1e6, 3e6], column="energy_pj",
                                        title="Energy per config"),
+        "grouped": plots.draw_grouped_bars(
+            pd.DataFrame({"dense": [2e6, 3e6], "codesigned": [1e6, 1.5e6]}, index=["a", "b"]),
+            column="energy_pj", title="Energy: dense vs codesigned"),
     }
 
 
@@ -66,7 +69,7 @@ def drawn():
 
 
 @pytest.mark.parametrize("name", ["layer_energy", "pareto", "lth", "keep_ratio",
-                                  "firing_rate", "kept_tokens", "bars"])
+                                  "firing_rate", "kept_tokens", "bars", "grouped"])
 def test_each_plot_writes_a_valid_png_and_pdf(drawn, tmp_path, name):
     written = plots.save_figure(drawn[name], tmp_path / f"{name}.png")
     assert [p.name for p in written] == [f"{name}.png", f"{name}.pdf"]
@@ -78,7 +81,7 @@ def test_each_plot_writes_a_valid_png_and_pdf(drawn, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["layer_energy", "pareto", "lth", "keep_ratio",
-                                  "firing_rate", "kept_tokens", "bars"])
+                                  "firing_rate", "kept_tokens", "bars", "grouped"])
 def test_each_plot_has_a_title_and_labelled_axes(drawn, name):
     figure = drawn[name]
     titles = [figure._suptitle.get_text() if figure._suptitle else ""]
@@ -87,7 +90,7 @@ def test_each_plot_has_a_title_and_labelled_axes(drawn, name):
     if name == "kept_tokens":
         return  # image grid: column titles say what each shows
     main = figure.axes[0]
-    assert main.get_xlabel() and (main.get_ylabel() or name == "bars")
+    assert main.get_xlabel() and (main.get_ylabel() or name in ("bars", "grouped"))
     has_legend = bool(figure.legends) or any(axes.get_legend() for axes in figure.axes)
     assert has_legend or name in ("firing_rate", "bars")
 

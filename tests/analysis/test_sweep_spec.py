@@ -294,3 +294,12 @@ def test_bundled_specs_parse_and_have_at_least_200_points():
         total = count_points(spec, lambda b, k, bases=bases: sweep_eval.base_value(bases[b], k))
         assert total >= 200, name
         assert yaml.safe_load(spec.source.read_text())["version"] == 1
+
+
+def test_keep_ratio_on_shapes_that_already_select_tokens_is_an_error(tmp_path):
+    shapes = tiny_layer_shapes()
+    shapes.insert(2, dict(shapes[1], layer="selector.1", kind="selector", block=1))
+    entry = {"name": "t", "synthetic": {"layer_shapes": shapes, "keep_ratio": 0.7}}
+    spec = load_sweep_spec(write_spec(tmp_path, traces=[entry]))
+    with pytest.raises(ValueError, match=r"traces\[0\]\.synthetic\.keep_ratio: .*selectors"):
+        build_trace(spec.traces[0])

@@ -5,7 +5,7 @@
 spikingjelly's MultiStepLIFNode runs with backend='torch' (the CPU path; the reference's
 'cupy' backend needs a GPU). Both models get the same weights; the script checks that their
 logits agree (max abs diff) and prints images/s for inference and for training
-(forward + backward), on CPU.
+(forward + backward), on CPU, as the median over timed calls.
 
     python benchmarks/model_throughput.py [--preset spikformer_4_384_cifar10] [--batch 16]
                                           [--iters 5] [--warmup 3] [--threads N]
@@ -14,6 +14,7 @@ logits agree (max abs diff) and prints images/s for inference and for training
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -58,14 +59,17 @@ class StepLoopLIF(nn.Module):
 class RefMLP(nn.Module):
     def __init__(self, dim, hidden):
         super().__init__()
-        self.fc1_linear, self.fc1_bn, self.fc1_lif = nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), StepLoopLIF()
-        self.fc2_linear, self.fc2_bn, self.fc2_lif = nn.Linear(hidden, dim), nn.BatchNorm1d(dim), StepLoopLIF()
+        self.fc1_linear, self.fc1_bn = nn.Linear(dim, hidden), nn.BatchNorm1d(hidden)
+        self.fc1_lif = StepLoopLIF()
+        self.fc2_linear, self.fc2_bn = nn.Linear(hidden, dim), nn.BatchNorm1d(dim)
+        self.fc2_lif = StepLoopLIF()
         self.hidden = hidden
 
     def forward(self, x):
         T, B, N, C = x.shape
         x = self.fc1_linear(x.flatten(0, 1))
-        x = self.fc1_bn(x.transpose(-1, -2)).transpose(-1, -2).reshape(T, B, N, self.hidden).contiguous()
+        x = self.fc1_bn(x.transpose(-1, -2)).transpose(-1, -2)
+        x = x.reshape(T, B, N, self.hidden).contiguous()
         x = self.fc1_lif(x)
         x = self.fc2_linear(x.flatten(0, 1))
         x = self.fc2_bn(x.transpose(-1, -2)).transpose(-1, -2).reshape(T, B, N, C).contiguous()
@@ -81,11 +85,13 @@ class RefSSA(nn.Module):
             setattr(self, f"{n}_bn", nn.BatchNorm1d(dim))
             setattr(self, f"{n}_lif", StepLoopLIF())
         self.attn_lif = StepLoopLIF(v_threshold=0.5)
-        self.proj_linear, self.proj_bn, self.proj_lif = nn.Linear(dim, dim), nn.BatchNorm1d(dim), StepLoopLIF()
+        self.proj_linear, self.proj_bn = nn.Linear(dim, dim), nn.BatchNorm1d(dim)
+        self.proj_lif = StepLoopLIF()
 
     def _qkv(self, n, x, T, B, N, C):
         y = getattr(self, f"{n}_linear")(x)
-        y = getattr(self, f"{n}_bn")(y.transpose(-1, -2)).transpose(-1, -2).reshape(T, B, N, C).contiguous()
+        y = getattr(self, f"{n}_bn")(y.transpose(-1, -2)).transpose(-1, -2)
+        y = y.reshape(T, B, N, C).contiguous()
         y = getattr(self, f"{n}_lif")(y)
         return y.reshape(T, B, N, self.heads, C // self.heads).permute(0, 1, 3, 2, 4).contiguous()
 
@@ -114,7 +120,8 @@ class RefSPS(nn.Module):
         super().__init__()
         widths = (in_channels, dim // 8, dim // 4, dim // 2, dim)
         for i, sfx in enumerate(("", "1", "2", "3")):
-            setattr(self, f"proj_conv{sfx}", nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False))
+            conv = nn.Conv2d(widths[i], widths[i + 1], 3, 1, 1, bias=False)
+            setattr(self, f"proj_conv{sfx}", conv)
             setattr(self, f"proj_bn{sfx}", nn.BatchNorm2d(widths[i + 1]))
             setattr(self, f"proj_lif{sfx}", StepLoopLIF())
         self.maxpool2 = nn.MaxPool2d(3, 2, 1)
@@ -126,7 +133,8 @@ class RefSPS(nn.Module):
         T, B, C, H, W = x.shape
         x = x.flatten(0, 1)
         for sfx, (h, w) in zip(("", "1", "2", "3"), ((H, W), (H, W), (H, W), (H // 2, W // 2))):
-            x = getattr(self, f"proj_bn{sfx}")(getattr(self, f"proj_conv{sfx}")(x)).reshape(T, B, -1, h, w).contiguous()
+            x = getattr(self, f"proj_bn{sfx}")(getattr(self, f"proj_conv{sfx}")(x))
+            x = x.reshape(T, B, -1, h, w).contiguous()
             x = getattr(self, f"proj_lif{sfx}")(x).flatten(0, 1).contiguous()
             if sfx in ("2", "3"):
                 x = getattr(self, f"maxpool{sfx}")(x)
@@ -154,13 +162,22 @@ class ReferenceStyleSpikformer(nn.Module):
         return self.head(x.mean(2).mean(0))
 
 
-def _images_per_s(step, batch: int, warmup: int, iters: int) -> float:
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
+def _median_images_per_s(steps: dict, batch: int, warmup: int, iters: int) -> dict:
+    """Images/s of each step function (median over `iters` timed calls).
+
+    The implementations take turns call by call, so a burst of load from other processes
+    on a shared machine hits both alike; the median drops the outliers.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    seconds = {name: [] for name in steps}
     for _ in range(iters):
-        step()
-    return batch * iters / (time.perf_counter() - start)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(times) for name, times in seconds.items()}
 
 
 def _inference_step(model, x):
@@ -195,7 +212,7 @@ def main() -> int:
     ours = create_model(args.preset)
     cfg = ours.config
     if cfg.form != "cifar" or cfg.sps_pool_after != (2, 3):
-        raise SystemExit("the reference-style model covers CIFAR-form presets (pools after convs 2, 3)")
+        raise SystemExit("the reference-style model covers CIFAR-form presets (pools after 2, 3)")
     ref = ReferenceStyleSpikformer(cfg.in_channels, cfg.embed_dim, cfg.num_heads, cfg.depth,
                                    cfg.num_classes, cfg.timesteps)
     ref.load_state_dict(ours.state_dict(), strict=True)
@@ -212,16 +229,22 @@ def main() -> int:
         with torch.no_grad():
             diffs[mode] = (ours(x) - ref(x)).abs().max().item()
 
-    rows = []
-    for label, model in (("ours (fused LIF)", ours), ("reference-style (step-loop LIF)", ref)):
+    models = {"ours (fused LIF)": ours, "reference-style (step-loop LIF)": ref}
+    for model in models.values():
         model.eval()
-        infer = _images_per_s(_inference_step(model, x), args.batch, args.warmup, args.iters)
+    infer = _median_images_per_s(
+        {k: _inference_step(m, x) for k, m in models.items()}, args.batch, args.warmup, args.iters
+    )
+    for model in models.values():
         model.train()
-        train = _images_per_s(_training_step(model, x, y), args.batch, args.warmup, args.iters)
-        rows.append((label, infer, train))
+    train = _median_images_per_s(
+        {k: _training_step(m, x, y) for k, m in models.items()}, args.batch, args.warmup,
+        args.iters,
+    )
+    rows = [(label, infer[label], train[label]) for label in models]
 
     print(f"preset {args.preset}, batch {args.batch}, T={cfg.timesteps}, CPU threads "
-          f"{torch.get_num_threads()}, {args.warmup} warm-up + {args.iters} timed iterations")
+          f"{torch.get_num_threads()}, {args.warmup} warm-up + median of {args.iters} timed calls")
     print(f"max |logit diff| ours vs reference-style: train mode {diffs['train']:.3g}, "
           f"eval mode {diffs['eval']:.3g}")
     print(f"{'implementation':34s} {'inference img/s':>16s} {'training img/s':>15s}")

@@ -69,7 +69,9 @@ class SpikformerConfig:
                      "depth", "timesteps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SpikformerConfig.{name} must be a positive integer, got {value!r}")
+                raise ValueError(
+                    f"SpikformerConfig.{name} must be a positive integer, got {value!r}"
+                )
         if self.embed_dim % 8:
             raise ValueError(
                 f"SpikformerConfig.embed_dim must be a multiple of 8 (patch-embedding widths "

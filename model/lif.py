@@ -16,6 +16,7 @@ reverse, so autograd does not record ~6 small ops per timestep.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,33 +26,55 @@ if TYPE_CHECKING:
     from .config import SpikformerConfig
 
 
+def _exact_reciprocal(tau: float) -> bool:
+    """True when x / tau == x * (1 / tau) for every float x: tau a power of two."""
+    mantissa, _ = math.frexp(tau)
+    return mantissa == 0.5
+
+
+def _charge(x_t, v, first, tau, v_reset, out):
+    """h = v + (x - (v - v_reset)) / tau into `out`, rounded exactly as spikingjelly does."""
+    if v_reset == 0.0 and _exact_reciprocal(tau):
+        # Two passes instead of three; the product by 1/tau is exact, so is the result.
+        if first:  # v = 0: h = x / tau
+            return torch.mul(x_t, 1.0 / tau, out=out)
+        torch.sub(x_t, v, out=out)
+        return torch.add(v, out, alpha=1.0 / tau, out=out)
+    if v_reset == 0.0:
+        torch.sub(x_t, v, out=out)
+    else:
+        torch.sub(x_t, v - v_reset, out=out)
+    return out.div_(tau).add_(v)
+
+
 def _lif_forward(
     x: torch.Tensor, tau: float, v_threshold: float, v_reset: float, keep_charge: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Runs the T loop; returns spikes and, if asked, the charged potentials h.
 
     Spikes come back contiguous whatever the layout of x, so callers may hand in a
-    transposed view without paying for a copy first.
+    transposed view without paying for a copy first. All work happens in preallocated
+    buffers: 4 passes over the data per timestep.
     """
     spikes = torch.empty(x.shape, dtype=x.dtype, device=x.device)  # (T, ...)
     # h keeps x's memory layout: the backward's sigmoid then visits elements in the same
     # order as the per-step reference, so even its vectorised rounding matches.
     charge = torch.empty_like(x) if keep_charge else None
     v = torch.full(x.shape[1:], v_reset, dtype=x.dtype, device=x.device)
-    h = torch.empty_like(v)
-    fired = torch.empty(v.shape, dtype=torch.bool, device=x.device)
-    reset_value = torch.tensor(v_reset, dtype=x.dtype, device=x.device)
+    h = None if keep_charge else torch.empty_like(v)
+    if v_reset != 0.0:
+        fired = torch.empty(v.shape, dtype=torch.bool, device=x.device)
+        reset_value = torch.tensor(v_reset, dtype=x.dtype, device=x.device)
     for t in range(x.shape[0]):
-        h_t = charge[t] if keep_charge else h
-        # Same op order as spikingjelly so every rounding matches.
+        h_t = _charge(x[t], v, t == 0, tau, v_reset, charge[t] if keep_charge else h)
         if v_reset == 0.0:
-            torch.sub(x[t], v, out=h_t)
+            torch.ge(h_t, v_threshold, out=spikes[t])
+            # v = h * (1 - s): h where silent, exactly 0 where it fired.
+            torch.addcmul(h_t, h_t, spikes[t], value=-1.0, out=v)
         else:
-            torch.sub(x[t], v - v_reset, out=h_t)
-        h_t.div_(tau).add_(v)
-        torch.ge(h_t, v_threshold, out=fired)
-        spikes[t].copy_(fired)
-        torch.where(fired, reset_value, h_t, out=v)
+            torch.ge(h_t, v_threshold, out=fired)
+            spikes[t].copy_(fired)
+            torch.where(fired, reset_value, h_t, out=v)
     return spikes, charge
 
 
@@ -64,18 +87,23 @@ def _lif_backward(
 ) -> torch.Tensor:
     """Exact reverse of `_lif_forward` as autograd would differentiate the unrolled loop."""
     grad_x = torch.empty_like(charge)
-    grad_v = None  # gradient reaching v[t] from step t+1
+    grad_h = torch.empty_like(charge[0])  # layout of h, for the sigmoid (see _lif_forward)
+    sg = torch.empty_like(grad_h)
+    silent = torch.empty_like(grad_h)
+    grad_v = torch.empty_like(grad_h)  # gradient reaching v[t] from step t+1
     for t in range(charge.shape[0] - 1, -1, -1):
         h_t = charge[t]
-        # Sigmoid surrogate, evaluated per timestep as the reference does (same kernels).
-        sg = ((h_t - v_threshold) * alpha).sigmoid_()
-        grad_h = grad_spikes[t] * (1.0 - sg) * sg * alpha
-        if grad_v is not None:
-            # Reset is detached: v[t] = h[t] where no spike, a constant where spiked.
-            grad_h = grad_h + grad_v.masked_fill_(h_t >= v_threshold, 0.0)
+        # Sigmoid surrogate in the reference's op order: g * (1 - sg) * sg * alpha.
+        torch.sub(h_t, v_threshold, out=sg).mul_(alpha).sigmoid_()
+        torch.sub(1.0, sg, out=grad_h)
+        grad_h.mul_(grad_spikes[t]).mul_(sg).mul_(alpha)
+        if t < charge.shape[0] - 1:
+            # Reset is detached: v[t] = h[t] where silent, a constant where it fired.
+            torch.lt(h_t, v_threshold, out=silent)
+            torch.addcmul(grad_h, grad_v, silent, out=grad_h)
         torch.div(grad_h, tau, out=grad_x[t])
-        # h[t] = v[t-1] + (x[t] - v[t-1]) / tau  ->  dh/dv = 1 - 1/tau, summed as autograd does.
-        grad_v = grad_h - grad_x[t]
+        # h[t] = v[t-1] + (x[t] - v[t-1]) / tau: autograd sums g and -(g / tau) into v[t-1].
+        torch.sub(grad_h, grad_x[t], out=grad_v)
     return grad_x
 
 
@@ -111,7 +139,7 @@ def lif_multistep(
 
 
 class LIF(nn.Module):
-    """Multi-step LIF layer: input (T, ...) -> binary spikes (T, ...); no state kept between calls."""
+    """Multi-step LIF layer: (T, ...) input -> (T, ...) binary spikes; stateless between calls."""
 
     def __init__(
         self,

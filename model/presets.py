@@ -5,6 +5,11 @@ D = 384 and 768, 8 for 256 and 512, 16 for the DVS models); T = 4 for static ima
 event data. Other modules add presets (e.g. ``sparsespikformer_*`` with token selectors)
 through `register_preset`, giving a config factory and, if the model is not a plain
 `Spikformer`, a builder.
+
+Parameter counts are exactly the reference architecture's without its unused LayerNorms
+(e.g. Spikformer-4-256 has 4,155,178); the paper's table rounds some of these counts to two
+decimals of a million and truncates others (4.15M, 5.76M, 16.81M, 29.68M are truncated,
+36.01M and 66.34M rounded), see tests/model/test_presets.py.
 """
 
 from __future__ import annotations
@@ -114,7 +119,9 @@ def _digits() -> SpikformerConfig:
 
 
 for _depth, _dim, _heads in ((4, 256, 8), (2, 384, 12), (4, 384, 12)):
-    register_preset(f"spikformer_{_depth}_{_dim}_cifar10", _static("cifar", _depth, _dim, _heads, 10, 32))
+    register_preset(
+        f"spikformer_{_depth}_{_dim}_cifar10", _static("cifar", _depth, _dim, _heads, 10, 32)
+    )
 register_preset("spikformer_4_384_cifar100", _static("cifar", 4, 384, 12, 100, 32))
 for _depth, _dim, _heads in ((8, 384, 12), (6, 512, 8), (8, 512, 8), (10, 512, 8), (8, 768, 12)):
     register_preset(

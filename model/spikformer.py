@@ -72,7 +72,9 @@ class Spikformer(nn.Module):
             )
         C, H, W = frames.shape[2:]
         if C != self.config.in_channels:
-            raise ValueError(f"Spikformer expects {self.config.in_channels} input channels, got {C}")
+            raise ValueError(
+                f"Spikformer expects {self.config.in_channels} input channels, got {C}"
+            )
         step = self.config.downsample
         if H % step or W % step:
             raise ValueError(f"Spikformer input size {H}x{W} is not divisible by {step}")

@@ -30,7 +30,7 @@ class SPS(nn.Module):
         widths = (config.in_channels, dim // 8, dim // 4, dim // 2, dim)
         for i in range(NUM_SPS_CONVS):
             sfx = _stage_suffix(i)
-            conv = nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, stride=1, padding=1, bias=False)
+            conv = nn.Conv2d(widths[i], widths[i + 1], kernel_size=3, padding=1, bias=False)
             setattr(self, f"proj_conv{sfx}", conv)
             setattr(self, f"proj_bn{sfx}", nn.BatchNorm2d(widths[i + 1]))
             setattr(self, f"proj_lif{sfx}", lif_from_config(config))

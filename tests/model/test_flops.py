@@ -3,7 +3,6 @@
 import dataclasses
 
 import pytest
-import torch
 from torch import nn
 
 from sparsespikformer.model import Spikformer, SpikformerConfig, count_macs, create_model, gflops

@@ -31,6 +31,7 @@ def _run_both(x, **kw):
         ((4, 3, 5, 7), {}),
         ((8, 2, 33), {"v_threshold": 0.5}),
         ((1, 16), {}),
+        ((4, 70001), {}),  # spans several threads' chunks
         ((6, 4, 9), {"tau": 3.0, "v_threshold": 0.7, "surrogate_alpha": 2.0}),
         ((5, 2, 11), {"v_reset": -0.3}),
     ],

@@ -74,10 +74,9 @@ def reference_keys(form, depth, dim, classes, in_channels, num_patches=64):
 
 def _random_state(keys, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    return {
-        k: (torch.tensor(7) if k.endswith("num_batches_tracked") else torch.randn(shape, generator=gen))
-        for k, shape in keys.items()
-    }
+    state = {k: torch.randn(shape, generator=gen) for k, shape in keys.items()}
+    state.update({k: torch.tensor(7) for k in keys if k.endswith("num_batches_tracked")})
+    return state
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ def _input(cfg, batch=3, seed=0):
     gen = torch.Generator().manual_seed(seed)
     size = cfg.img_size
     if cfg.form == "dvs":  # event frames: spike counts per pixel
-        return (torch.rand(batch, cfg.timesteps, cfg.in_channels, size, size, generator=gen) < 0.3) * 2.0
+        shape = (batch, cfg.timesteps, cfg.in_channels, size, size)
+        return (torch.rand(shape, generator=gen) < 0.3) * 2.0
     return torch.rand(batch, cfg.in_channels, size, size, generator=gen) * 2 - 0.5
 
 

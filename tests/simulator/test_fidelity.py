@@ -205,7 +205,7 @@ def test_bigger_weight_memory_removes_dram_traffic_once_the_layer_fits():
     trace = gemm_trace(m, n, k)
     stored_kib = (k * n + k * n * 8) / 8 / 1024  # 144 KiB
     base = {"weight_memory.format": "bitmask", "spike_buffer.size_kib": 1 << 20,
-            "global_buffer.size_kib": 1 << 20}
+            "global_buffer.size_kib": 1 << 20, "pe_array.dataflow": "weight_stationary"}
 
     def dram_bits(size_kib):
         hw = load_hwconfig("sparse_int8_45nm", {**base, "weight_memory.size_kib": size_kib})
@@ -224,7 +224,8 @@ def test_time_parallel_reads_each_weight_once_instead_of_t_times():
     trace = tiny_trace(timesteps=timesteps)
 
     def weight_reads(mode):
-        hw = load_hwconfig("sparse_int8_45nm", {"policies.time_handling": mode})
+        hw = load_hwconfig("sparse_int8_45nm", {"policies.time_handling": mode,
+                                                "pe_array.dataflow": "weight_stationary"})
         frame = simulate(trace, hw).layers
         reads = frame[(frame.component == "weight_memory") & frame.action.str.startswith("read")]
         return reads.groupby("layer")["count"].sum()

@@ -65,7 +65,7 @@ class PeArrayConfig:
 
     rows: int = _field(16, POSITIVE_INT, required=True)
     cols: int = _field(16, POSITIVE_INT, required=True)
-    dataflow: str = _choice("weight_stationary", DATAFLOWS, required=True)
+    dataflow: str = _choice("output_stationary", DATAFLOWS, required=True)
     # Accumulators per PE: spike, integer (replayed) and rate inputs use these.
     accumulate_units_per_pe: int = _field(1, POSITIVE_INT)
     # Multipliers per PE: real-valued inputs (and integers under `integer_inputs: multiply`).

@@ -90,7 +90,8 @@ def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarr
     content = read_cifar_pickle(path)
     data = np.asarray(_field(content, "data", path))
     labels = np.asarray(_field(content, label_key, path), dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_CHANNELS * CIFAR_SIDE ** 2:
+    row_length = CIFAR_CHANNELS * CIFAR_SIDE ** 2
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != row_length:
         raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), "
                          f"got {data.dtype} {data.shape}")
     if labels.shape != (data.shape[0],):

@@ -6,7 +6,7 @@ Format (one `.npz` per split, written with `numpy.savez` or `savez_compressed`):
       frames       (N, T, C, H, W)  event counts per time bin and polarity channel
                    (uint8, int or float; C = 2 polarities for DVS128 / CIFAR10-DVS)
       labels       (N,)             integer class indices 0..K-1
-      class_names  (K,) str         optional; without it K = largest label in the file + 1
+      class_names  (K,) str         optional; without it K = largest label in either file + 1
 
 Samples are handed to the model as float (B, T, C, H, W), the layout the
 reference DVS Spikformer takes (it permutes to (T, B, C, H, W) itself). Counts
@@ -55,6 +55,19 @@ def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray
     return frames, labels.astype(np.int64)
 
 
+def _largest_label(root: Path, split: str) -> int:
+    """Largest label in the other split's file (-1 if there is none)."""
+    other = root / f"{'test' if split == 'train' else 'train'}.npz"
+    if not other.is_file():
+        return -1
+    try:
+        with np.load(other, allow_pickle=False) as archive:   # reads only 'labels'
+            labels = archive["labels"]
+    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError) as err:
+        raise ValueError(f"{other}: not a readable .npz file with 'labels' ({err})") from err
+    return int(labels.max(initial=-1))
+
+
 def load_frames_split(root: str | Path, split: str, img_size: int | None = None
                       ) -> InMemoryDataset:
     """PATH/<split>.npz as a dataset of float (T, C, H, W) samples."""
@@ -67,7 +80,9 @@ def load_frames_split(root: str | Path, split: str, img_size: int | None = None
     if "class_names" in arrays:
         class_names = tuple(str(n) for n in arrays["class_names"].tolist())
     else:
-        class_names = tuple(str(i) for i in range(int(labels.max(initial=-1)) + 1))
+        # Both splits must agree on K, so look at the other split's labels too.
+        largest = max(int(labels.max(initial=-1)), _largest_label(root, split))
+        class_names = tuple(str(i) for i in range(largest + 1))
     if labels.size and labels.max() >= len(class_names):
         raise ValueError(f"{path}: label {labels.max()} but only {len(class_names)} classes")
     if frames.dtype == np.bool_:

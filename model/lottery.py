@@ -94,6 +94,8 @@ class LotteryConfig:
     scope: str = "global"         # 'global' or 'layer'
     baseline: str = "none"        # 'none' (IMP), 'reinit', 'oneshot', 'random'
     seed: int = 0                 # model initialisation; baselines derive theirs from it
+    baseline_rounds: tuple[int, ...] | None = None   # rounds a reinit/random baseline trains
+                                                      # (None: all of 1..rounds)
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
@@ -106,6 +108,16 @@ class LotteryConfig:
             raise ValueError(f"baseline must be one of {BASELINES}, got '{self.baseline}'")
         if self.rewind_epoch < 0:
             raise ValueError(f"rewind_epoch must be >= 0, got {self.rewind_epoch}")
+        if self.baseline_rounds is not None:
+            object.__setattr__(self, "baseline_rounds", tuple(self.baseline_rounds))
+            bad = [k for k in self.baseline_rounds if not 1 <= k <= self.rounds]
+            if bad:
+                raise ValueError(f"baseline_rounds must be in 1..{self.rounds}, got {bad}")
+
+    def trained_baseline_rounds(self) -> tuple[int, ...]:
+        if self.baseline_rounds is None:
+            return tuple(range(1, self.rounds + 1))
+        return tuple(sorted(set(self.baseline_rounds)))
 
     def sparsity_after(self, round_index: int) -> float:
         """Closed-form target: 1 - (1 - rate)^round."""
@@ -307,7 +319,7 @@ def _copy_dense_result(ticket_dir: Path, out_dir: Path, baseline: str) -> None:
 
 def _reinit_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
                    task: LotteryTask) -> None:
-    for k in range(1, config.rounds + 1):
+    for k in config.trained_baseline_rounds():
         if is_round_finished(out_dir, k):
             continue
         masks = load_masks(round_dir(ticket_dir, k) / MASK_NAME)
@@ -333,7 +345,7 @@ def _random_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
         # the ladder is recomputed from round 1 so a resumed run draws the same masks
         masks = random_prune(masks, config.rate, seed=config.seed * RANDOM_PRUNE_SEED_STRIDE + k,
                              scope=config.scope)
-        if is_round_finished(out_dir, k):
+        if is_round_finished(out_dir, k) or k not in config.trained_baseline_rounds():
             continue
         _run_round(out_dir, k, rewound_model(ticket_dir, masks, config, task), masks, task,
                    "random")

@@ -33,4 +33,5 @@ class WarmupCosineSchedule:
             return self.min_lr + (self.base_lr - self.min_lr) * step / self.warmup_steps
         decay_steps = self.total_steps - self.warmup_steps
         progress = min(1.0, (step - self.warmup_steps) / max(1, decay_steps))
-        return self.min_lr + 0.5 * (self.base_lr - self.min_lr) * (1.0 + math.cos(math.pi * progress))
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))     # 1 -> 0
+        return self.min_lr + (self.base_lr - self.min_lr) * cosine

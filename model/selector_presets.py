@@ -84,11 +84,12 @@ def dense_counterpart(model: nn.Module) -> nn.Module:
     return Spikformer(SpikformerConfig(**{name: getattr(config, name) for name in base_fields}))
 
 
-def _sparse_factory(dense_preset: str) -> Callable[[], SparseSpikformerConfig]:
+def _sparse_factory(dense_preset: str, blocks: tuple[int, ...]
+                    ) -> Callable[[], SparseSpikformerConfig]:
     def factory() -> SparseSpikformerConfig:
         dense = get_preset_config(dense_preset)
-        return SparseSpikformerConfig(**{f.name: getattr(dense, f.name)
-                                         for f in dataclasses.fields(dense)})
+        fields = {f.name: getattr(dense, f.name) for f in dataclasses.fields(dense)}
+        return SparseSpikformerConfig(**fields, selector_blocks=blocks)
     return factory
 
 
@@ -106,12 +107,10 @@ SPARSE_PRESETS = (
 def _register_all() -> None:
     for name in SPARSE_PRESETS:
         dense = DENSE_PREFIX + name[len(SPARSE_PREFIX):]
-        blocks = (1,) if get_preset_config(dense).depth == 2 else (1, 2, 3)
-
-        def factory(dense=dense, blocks=blocks) -> SparseSpikformerConfig:
-            return dataclasses.replace(_sparse_factory(dense)(), selector_blocks=blocks)
-
-        register_preset(name, factory, model_builder=build_sparse_spikformer,
+        # before every block but the first: blocks 1, 2, 3 of 4 (paper); block 1 of 2 (DVS)
+        blocks = tuple(range(1, get_preset_config(dense).depth))
+        register_preset(name, _sparse_factory(dense, blocks),
+                        model_builder=build_sparse_spikformer,
                         extra_overrides=SELECTOR_OVERRIDES)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -71,7 +70,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 5e-4                  # peak AdamW learning rate (Spikformer recipe)
     weight_decay: float = 6e-2        # not applied to biases and norm parameters
-    warmup_epochs: int = 1
+    warmup_epochs: float = 1.0        # may be fractional: warm-up is counted in steps
     min_lr: float = 1e-5              # cosine floor and warm-up start
     label_smoothing: float = 0.1
     mixup_alpha: float = 0.0          # Beta(alpha, alpha) mixing; 0 turns mixup off
@@ -324,7 +323,7 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: Train
         torch.set_num_threads(config.num_threads)
     spe = steps_per_epoch(len(train_set), config.batch_size)
     schedule = WarmupCosineSchedule(base_lr=config.lr, min_lr=config.min_lr,
-                                    warmup_steps=config.warmup_epochs * spe,
+                                    warmup_steps=round(config.warmup_epochs * spe),
                                     total_steps=config.epochs * spe)
     optimizer = build_optimizer(model, config)
     checkpoint_path = out_dir / CHECKPOINT_NAME

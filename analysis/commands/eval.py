@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--img-size", type=int, help="resize inputs (default: as trained)")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +26,14 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.model.recipes import model_overrides_for
     from sparsespikformer.model.training import evaluate
 
+    import torch
+
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.threads is not None:
+        if args.threads <= 0:
+            raise ValueError(f"--threads must be positive, got {args.threads}")
+        torch.set_num_threads(args.threads)
     state = load_checkpoint(args.checkpoint)
     metadata = state.get("metadata", {}) if isinstance(state.get("metadata"), dict) else {}
     preset = args.preset or metadata.get("preset")

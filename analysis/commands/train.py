@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--warmup-epochs", type=int)
+    parser.add_argument("--warmup-epochs", type=float)
     parser.add_argument("--min-lr", type=float)
     parser.add_argument("--label-smoothing", type=float)
     parser.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     img_size = args.img_size or preset_config.img_size
     train_set = load_dataset(args.data, "train", img_size=img_size)
     test_set = load_dataset(args.data, "test", img_size=img_size)
-    overrides = {**model_overrides_for(preset_config, train_set.info),
+    overrides = {**architecture, **model_overrides_for(preset_config, train_set.info),
                  **selector_overrides(args.preset, args.keep_ratio, args.scorer)}
     seed_everything(config.seed)
     model = create_model(args.preset, **overrides)

@@ -25,11 +25,20 @@ def _write_frames(root, count: int, steps: int = 2, side: int = 16, seed: int = 
     for split in ("train", "test"):
         np.savez(root / f"{split}.npz",
                  frames=rng.integers(0, 3, size=(count, steps, 2, side, side), dtype=np.uint8),
-                 labels=rng.integers(0, 3, size=count))
+                 labels=np.arange(count) % 3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine a second spinning thread only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(one_thread, tmp_path_factory):
     """One epoch of the digits preset on a small batch budget, via the CLI."""
     out = tmp_path_factory.mktemp("run")
     code = main(["train", *_TINY, "--data", "digits", "--epochs", "1", "--batch-size", "128",

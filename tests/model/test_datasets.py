@@ -395,3 +395,11 @@ def test_frames_errors(tmp_path):
     np.savez(tmp_path / "train.npz", frames=np.zeros((2, 3, 2, 4, 4), np.uint8), labels=[0])
     with pytest.raises(ValueError, match="'labels' must be"):
         load_dataset(f"frames:{tmp_path}", "train")
+
+
+def test_frames_class_count_agrees_across_splits(tmp_path):
+    frames = np.zeros((2, 1, 2, 4, 4), np.uint8)
+    np.savez(tmp_path / "train.npz", frames=frames, labels=np.array([0, 1]))
+    np.savez(tmp_path / "test.npz", frames=frames, labels=np.array([0, 4]))
+    assert load_dataset(f"frames:{tmp_path}", "train").info.num_classes == 5
+    assert load_dataset(f"frames:{tmp_path}", "test").info.num_classes == 5

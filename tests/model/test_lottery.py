@@ -153,3 +153,14 @@ def test_baselines_share_the_budget_and_the_dense_round(tmp_path):
 def test_rewind_epoch_after_training_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="rewind_epoch"):
         run_lottery(LotteryConfig(rounds=1, rewind_epoch=5), _task(epochs=1), tmp_path)
+
+
+def test_baseline_can_train_only_chosen_rounds(tmp_path):
+    run_lottery(LotteryConfig(rounds=3, baseline="reinit", baseline_rounds=(3,)), _task(),
+                tmp_path)
+    reinit = pd.read_csv(tmp_path / "baseline_reinit" / "rounds.csv")
+    assert list(reinit["round"]) == [0, 3]
+    assert reinit["weight_sparsity"].iloc[-1] == pytest.approx(1 - 0.75 ** 3,
+                                                               abs=1.5 / TINY_PRUNABLE)
+    with pytest.raises(ValueError, match="baseline_rounds"):
+        LotteryConfig(rounds=3, baseline="reinit", baseline_rounds=(4,))

@@ -71,7 +71,8 @@ def test_schedule_closed_form_points():
     assert schedule.lr_at(5) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))   # linear warm-up
     assert schedule.lr_at(10) == pytest.approx(1e-3)
     assert schedule.lr_at(60) == pytest.approx((1e-3 + 1e-5) / 2)          # cosine midpoint
-    assert schedule.lr_at(35) == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi / 4)) / 2)
+    quarter = 1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi / 4)) / 2       # 1/4 of the cosine
+    assert schedule.lr_at(35) == pytest.approx(quarter)
     assert schedule.lr_at(110) == pytest.approx(1e-5)
     lrs = [schedule.lr_at(s) for s in range(10, 111)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))

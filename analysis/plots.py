@@ -175,7 +175,7 @@ def draw_lth(data: pd.DataFrame, *, title: str = "Lottery-ticket pruning: accura
         axes.plot(_density_transform(part["sparsity_pct"]), part["accuracy_pct"],
                   marker="o", markersize=4, linestyle="--" if dashed else "-",
                   color=_COLORS[index % len(_COLORS)], label=label.replace("_", " "))
-    ticks = [t for t in (0, 50, 75, 90, 95, 98, 99, 99.5, 99.8, 99.9)
+    ticks = [t for t in (0, 25, 50, 75, 90, 95, 98, 99, 99.5, 99.8, 99.9)
              if t <= max(50.0, float(data["sparsity_pct"].max()) + 0.5)]
     axes.xaxis.set_major_locator(FixedLocator(_density_transform(np.array(ticks))))
     axes.xaxis.set_major_formatter(FuncFormatter(

@@ -6,6 +6,11 @@ seconds, test accuracy) and a summary row per run. CPU seconds are reported
 because wall-clock time on a shared machine depends on what else is running;
 the load average at the start of each run says how busy the machine was.
 
+Threads: on an idle 2-core machine torch's default (2 threads) is fastest (~9 s
+per epoch vs ~14 s with --threads 1). When other processes compete for the
+cores, 2 threads can be over 10x slower (OpenMP threads spin-wait for a partner
+that is not running); use --threads 1 there (or OMP_WAIT_POLICY=PASSIVE).
+
     python benchmarks/digits_training.py [--repeats 2] [--epochs N] [--threads N]
 """
 

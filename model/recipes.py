@@ -15,11 +15,15 @@ DIGITS_PRESET = "spikformer_4_64_digits"
 
 
 def digits_recipe() -> TrainConfig:
-    """Spikformer-4-64 on the 16x16 digits: >= 95% test accuracy in about a minute on
-    2 CPU cores. Small batches give many steps per epoch on 1,437 images; the
-    higher peak lr suits the short schedule (the 5e-4 of the CIFAR recipe is
-    tuned for 300 epochs). Mixup stays off: with 10 epochs it slows convergence."""
-    return TrainConfig(epochs=10, batch_size=32, lr=2e-3, weight_decay=6e-2, warmup_epochs=1,
+    """Spikformer-4-64 (T=2) on the 16x16 digits: >= 95% test accuracy in about a minute
+    on 2 idle CPU cores (benchmarks/digits_training.py).
+
+    Short-schedule choices: batch 16 gives 89 steps per epoch on 1,437 images; the
+    peak lr 1e-2 (vs 5e-4 in the 300-epoch CIFAR recipe) lets 6 epochs suffice, with
+    half an epoch of warm-up. Mixup stays off: over 6 epochs it only slows convergence.
+    Measured test accuracy by epoch (seed 0, 1 thread): 19, 64, 87, 96, 97, 97%.
+    """
+    return TrainConfig(epochs=6, batch_size=16, lr=1e-2, weight_decay=6e-2, warmup_epochs=0.5,
                        min_lr=1e-5, label_smoothing=0.1, mixup_alpha=0.0, seed=0)
 
 

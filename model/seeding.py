@@ -1,4 +1,4 @@
-"""Seeds and determinism: same seed, same inputs -> bit-identical results."""
+"""Seeds, determinism and thread count: same seed, same inputs -> bit-identical results."""
 
 from __future__ import annotations
 
@@ -44,3 +44,15 @@ def deterministic_algorithms(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn_only)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads (None: leave as is)."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

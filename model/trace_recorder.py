@@ -177,7 +177,7 @@ class TraceRecorder:
             return
         binary = record.observe_input(x)
         record.observe_output(y)
-        record.observe_counts(linear_counts(x, record.weight, binary))
+        record.observe_counts(linear_counts(_magnitudes(x), record.weight, binary))
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
@@ -196,8 +196,9 @@ class TraceRecorder:
             return
         binary = record.observe_input(x)
         record.observe_output(y)
-        counts = conv2d_counts(frames, record.weight, (h_out, w_out), stride=module.stride,
-                               padding=module.padding, dilation=module.dilation, binary=binary)
+        counts = conv2d_counts(_magnitudes(frames), record.weight, (h_out, w_out),
+                               stride=module.stride, padding=module.padding,
+                               dilation=module.dilation, binary=binary)
         record.observe_counts(counts)
 
     # --------------------------------------------------------------------- attention
@@ -217,7 +218,7 @@ class TraceRecorder:
         record.operand_count += b.numel()
         binary = record.observe_input(a)
         record.observe_output(out)
-        record.observe_counts(matmul_counts(a, b, binary))
+        record.observe_counts(matmul_counts(_magnitudes(a), b, binary))
 
     # --------------------------------------------------------------------- no-MAC rows
 
@@ -260,6 +261,11 @@ class TraceRecorder:
         record.observe_input(x)
         record.observe_output(kept)
         record.observe_events(x.sum(dim=(1, 3), dtype=F64), x.sum(dim=(0, 2, 3), dtype=F64))
+
+
+def _magnitudes(x: torch.Tensor) -> torch.Tensor:
+    """Signed real inputs (a selector MLP's GELU output) count events by magnitude."""
+    return x.abs() if bool((x < 0).any()) else x
 
 
 def _is_pointwise(module: nn.Module) -> bool:

@@ -48,6 +48,7 @@ from sparsespikformer.model.seeding import (
     deterministic_algorithms,
     epoch_generator,
     epoch_numpy_rng,
+    torch_threads,
 )
 from sparsespikformer.simulator.atomic import atomic_write_text
 
@@ -78,7 +79,7 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 256
     num_workers: int = 0              # decoder processes for lazily loaded image folders only
-    num_threads: int | None = None    # torch intra-op threads; None leaves torch's choice
+    num_threads: int | None = None    # torch intra-op threads while training; None: torch's
     deterministic: bool = True        # torch.use_deterministic_algorithms during training
 
     def __post_init__(self) -> None:
@@ -319,8 +320,6 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: Train
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if config.num_threads is not None:
-        torch.set_num_threads(config.num_threads)
     spe = steps_per_epoch(len(train_set), config.batch_size)
     schedule = WarmupCosineSchedule(base_lr=config.lr, min_lr=config.min_lr,
                                     warmup_steps=round(config.warmup_epochs * spe),
@@ -331,7 +330,7 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: Train
            else _RunState())
     hooks = TrainHooks(loss_fn=loss_fn or default_loss, after_backward=after_backward,
                        after_optimizer_step=after_optimizer_step)
-    with deterministic_algorithms(config.deterministic):
+    with deterministic_algorithms(config.deterministic), torch_threads(config.num_threads):
         for epoch in range(run.epoch, config.epochs):
             started = time.perf_counter()
             row = _train_one_epoch(model, optimizer, train_set, config, schedule, spe,

@@ -36,7 +36,7 @@ def brute_force_counts(model, inputs):
                 x = x.flatten(2).transpose(1, 2)  # channels-first 1x1 conv == per-token linear
             dense = out.numel() * weight.shape[1]  # every output sums C_in products
             add(name, [dense] + [float(F.linear(inp, masks[m]).sum())
-                                 for inp, m in zip(*_three(x.double()))])
+                                 for inp, m in zip(*_three(x.double().abs()))])
         return hook
 
     def hook_conv(name, module):
@@ -46,12 +46,12 @@ def brute_force_counts(model, inputs):
             conv = dict(stride=mod.stride, padding=mod.padding, dilation=mod.dilation)
             dense = out.numel() * weight[0].numel()  # C_in·kh·kw products per output
             add(name, [dense] + [float(F.conv2d(inp, masks[m], **conv).sum())
-                                 for inp, m in zip(*_three(args[0].double()))])
+                                 for inp, m in zip(*_three(args[0].double().abs()))])
         return hook
 
     def hook_matmul(name, module):
         def hook(mod, args, out):
-            a, b = (t.double() for t in args)
+            a, b = args[0].double().abs(), args[1].double()  # counts use |input|
             masks = {"ones": torch.ones_like(b), "nonzero": (b != 0).double()}
             dense = out.numel() * a.shape[-1]
             add(name, [dense] + [float((inp @ masks[m]).sum()) for inp, m in zip(*_three(a))])

@@ -27,6 +27,15 @@ from sparsespikformer.model.training import (
 # ---------------------------------------------------------------- helpers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine a second spinning thread only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class TinyNet(nn.Module):
     """Stand-in with a conv, batch norm (running stats), dropout (global RNG) and a head."""
 
@@ -278,3 +287,21 @@ def test_checkpoint_weights_load_and_errors(tmp_path, digits_small):
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     assert not list(tmp_path.glob(".*.tmp"))                            # no half-written files
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def test_recipes_and_model_fitting():
+    from sparsespikformer.model import get_preset_config
+    from sparsespikformer.model.recipes import digits_recipe, model_overrides_for, recipe_for
+
+    assert recipe_for("spikformer_4_64_digits", "digits") == digits_recipe()
+    assert recipe_for("spikformer_4_384_cifar10", "cifar10:/x") == TrainConfig()
+    digits = get_preset_config("spikformer_4_64_digits")
+    frames = DatasetInfo("frames", "train", 3, (5, 2, 16, 16), ("a", "b", "c"), "x")
+    assert model_overrides_for(digits, frames) == {"num_classes": 3, "in_channels": 2,
+                                                   "timesteps": 5}
+    assert model_overrides_for(digits, load_dataset("digits", "test").info) == {}
+    cifar = DatasetInfo("cifar10", "train", 10, (3, 32, 32), tuple("abcdefghij"), "x")
+    assert model_overrides_for(digits, cifar) == {"in_channels": 3, "img_size": 32}

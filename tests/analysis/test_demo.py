@@ -1,0 +1,53 @@
+"""The demo pipeline end to end at a tiny size: every stage runs, the summary holds what the
+issue asks for, and a re-run reuses the finished stages instead of recomputing them."""
+
+import json
+
+import pytest
+
+from sparsespikformer.analysis.demo import STAGES, DemoConfig, run_demo
+from sparsespikformer.hwconfigs import list_hwconfigs
+
+SUMMARY_KEYS = ("dense_accuracy", "pruned_accuracy", "weight_sparsity", "selector_accuracy",
+                "keep_ratio", "dense_gflops", "selected_gflops")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    config = DemoConfig(out_dir=tmp_path_factory.mktemp("demo"), timesteps=1, lth_rounds=1,
+                        lth_epochs=1, selector_epochs=1, trace_samples=8, sweep_rows=(8, 16),
+                        sweep_cols=(8,), sweep_weight_kib=(64,), progress=False)
+    return config, run_demo(config)
+
+
+def test_summary_has_every_required_field(demo_run):
+    config, summary = demo_run
+    on_disk = json.loads((config.out_dir / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    for key in SUMMARY_KEYS:
+        assert isinstance(summary[key], float), key
+    assert summary["weight_sparsity"] == pytest.approx(0.25, abs=1e-3)  # one 25 % round
+    assert summary["selected_gflops"] < summary["dense_gflops"]
+    for metric in ("energy_pj", "latency_s"):
+        assert set(summary[metric]) == set(list_hwconfigs())
+        for variants in summary[metric].values():
+            assert variants["dense"] > 0 and variants["co_designed"] > 0
+
+
+def test_every_stage_left_its_outputs(demo_run):
+    config, summary = demo_run
+    out = config.out_dir
+    for name, _ in STAGES:
+        assert config.stage_path(name).is_file(), name
+    for variant in ("dense", "pruned", "selected", "co_designed"):
+        assert (out / "traces" / variant / "layers.csv").is_file()
+    assert summary["sweep_points"] == 2 * 1 * 1 * 2 * 4  # rows x cols x memory x dataflow x traces
+    assert (out / "report.html").stat().st_size > 10_000
+    assert len(list((out / "plots").glob("*.png"))) >= 5
+
+
+def test_rerun_reuses_finished_stages(demo_run):
+    config, summary = demo_run
+    stamps = {name: config.stage_path(name).stat().st_mtime_ns for name, _ in STAGES}
+    assert run_demo(config) == summary
+    assert {name: config.stage_path(name).stat().st_mtime_ns for name, _ in STAGES} == stamps

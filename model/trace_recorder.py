@@ -57,10 +57,11 @@ class LayerRecord:
     events_tn: torch.Tensor | None = None
     per_sample: dict[str, list[torch.Tensor]] = field(default_factory=dict)
 
-    def observe_input(self, x: torch.Tensor, classify: bool = True) -> bool:
-        """Accumulate value statistics; returns whether this batch's input is all 0/1."""
+    def observe_input(self, x: torch.Tensor, classify: bool = True) -> tuple[bool, bool]:
+        """Accumulate value statistics; returns whether this batch is all 0/1, all integer."""
         low, high = (float(v) for v in torch.aminmax(x))
-        total = float(x.sum(dtype=torch.float64))
+        # float32 row sums (exact for the small integers of spike layers), then float64
+        total = float(x.reshape(-1, x.shape[-1]).sum(dim=1).sum(dtype=torch.float64))
         nonzero = int(torch.count_nonzero(x))
         # In [0, 1] with Σx equal to the non-zero count means every non-zero value is 1.
         binary = classify and low >= 0 and high <= 1 and total == nonzero
@@ -72,7 +73,7 @@ class LayerRecord:
         self.value_sum += total
         self.value_count += x.numel()
         self.value_nonzero += nonzero
-        return binary
+        return binary, integer
 
     def observe_output(self, y: torch.Tensor) -> None:
         self.out_nonzero += int(torch.count_nonzero(y))
@@ -175,9 +176,10 @@ class TraceRecorder:
         record.weight = weight.detach()
         if self.shapes_only:
             return
-        binary = record.observe_input(x)
+        binary, integer = record.observe_input(x)
         record.observe_output(y)
-        record.observe_counts(linear_counts(_magnitudes(x), record.weight, binary))
+        record.observe_counts(linear_counts(_magnitudes(x, record), record.weight, binary,
+                                            integer))
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
@@ -194,11 +196,11 @@ class TraceRecorder:
         record.weight = module.weight.detach()
         if self.shapes_only:
             return
-        binary = record.observe_input(x)
+        binary, integer = record.observe_input(x)
         record.observe_output(y)
-        counts = conv2d_counts(_magnitudes(frames), record.weight, (h_out, w_out),
+        counts = conv2d_counts(_magnitudes(frames, record), record.weight, (h_out, w_out),
                                stride=module.stride, padding=module.padding,
-                               dilation=module.dilation, binary=binary)
+                               dilation=module.dilation, binary=binary, integer=integer)
         record.observe_counts(counts)
 
     # --------------------------------------------------------------------- attention
@@ -216,9 +218,9 @@ class TraceRecorder:
             return
         record.operand_nonzero += int(torch.count_nonzero(b))
         record.operand_count += b.numel()
-        binary = record.observe_input(a)
+        binary, integer = record.observe_input(a)
         record.observe_output(out)
-        record.observe_counts(matmul_counts(_magnitudes(a), b, binary))
+        record.observe_counts(matmul_counts(_magnitudes(a, record), b, binary, integer))
 
     # --------------------------------------------------------------------- no-MAC rows
 
@@ -263,9 +265,9 @@ class TraceRecorder:
         record.observe_events(x.sum(dim=(1, 3), dtype=F64), x.sum(dim=(0, 2, 3), dtype=F64))
 
 
-def _magnitudes(x: torch.Tensor) -> torch.Tensor:
+def _magnitudes(x: torch.Tensor, record: LayerRecord) -> torch.Tensor:
     """Signed real inputs (a selector MLP's GELU output) count events by magnitude."""
-    return x.abs() if bool((x < 0).any()) else x
+    return x.abs() if record.value_min < 0 else x  # value_min includes this batch
 
 
 def _is_pointwise(module: nn.Module) -> bool:

@@ -33,10 +33,13 @@ def load_model_for_data(*, preset: str | None, checkpoint: str | None, data: str
     if preset is None:
         raise ValueError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset")
     data = data or metadata.get("data", "digits")
-    preset_config = get_preset_config(preset)
+    # The architecture the checkpoint was trained with, if it was trained as this preset.
+    trained_as = dict(metadata.get("overrides", {})) if metadata.get("preset") == preset else {}
+    preset_config = get_preset_config(preset, **trained_as)
     img_size = img_size or metadata.get("img_size") or preset_config.img_size
     dataset = load_dataset(data, split, img_size=img_size)
-    model = create_model(preset, **model_overrides_for(preset_config, dataset.info))
+    model = create_model(preset, **{**trained_as,
+                                    **model_overrides_for(preset_config, dataset.info)})
     if checkpoint:
         apply_model_weights(model, state, checkpoint)
     return LoadedModel(model, preset, data, img_size, metadata), dataset

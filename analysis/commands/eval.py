@@ -20,13 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsespikformer.model import create_model, get_preset_config
-    from sparsespikformer.model.checkpoint import apply_model_weights, load_checkpoint
-    from sparsespikformer.model.datasets import load_dataset
-    from sparsespikformer.model.recipes import model_overrides_for
-    from sparsespikformer.model.training import evaluate
-
     import torch
+
+    from sparsespikformer.analysis.model_loading import load_model_for_data
+    from sparsespikformer.model.training import evaluate
 
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
@@ -34,21 +31,10 @@ def run(args: argparse.Namespace) -> int:
         if args.threads <= 0:
             raise ValueError(f"--threads must be positive, got {args.threads}")
         torch.set_num_threads(args.threads)
-    state = load_checkpoint(args.checkpoint)
-    metadata = state.get("metadata", {}) if isinstance(state.get("metadata"), dict) else {}
-    preset = args.preset or metadata.get("preset")
-    if preset is None:
-        raise ValueError(f"{args.checkpoint}: no preset recorded; pass --preset")
-    data = args.data or metadata.get("data", "digits")
-    # The architecture the checkpoint was trained with, if it was trained as this preset.
-    trained_as = dict(metadata.get("overrides", {})) if metadata.get("preset") == preset else {}
-    preset_config = get_preset_config(preset, **trained_as)
-    img_size = args.img_size or preset_config.img_size
-    dataset = load_dataset(data, args.split, img_size=img_size)
-    overrides = {**trained_as, **model_overrides_for(preset_config, dataset.info)}
-    model = create_model(preset, **overrides)
-    apply_model_weights(model, state, args.checkpoint)
-    scores = evaluate(model, dataset, batch_size=args.batch_size)
-    print(f"{preset} on {dataset.info.name} {args.split} ({len(dataset)} samples): "
+    loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
+                                          data=args.data, split=args.split,
+                                          img_size=args.img_size)
+    scores = evaluate(loaded.model, dataset, batch_size=args.batch_size)
+    print(f"{loaded.preset} on {dataset.info.name} {args.split} ({len(dataset)} samples): "
           f"accuracy {scores['accuracy']:.2%}, loss {scores['loss']:.4f}")
     return 0

@@ -39,8 +39,12 @@ def load_checkpoint(path: str | Path) -> dict:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError,
-            ValueError, AttributeError) as err:
+    except pickle.UnpicklingError as err:
+        # torch's own message suggests weights_only=False, which would run pickled code: no.
+        raise ValueError(f"{path}: not a readable checkpoint (torch.load with "
+                         f"weights_only=True refused it: not a PyTorch file, or it pickles "
+                         f"arbitrary objects)") from err
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a readable checkpoint ({first_line})") from err
     if not isinstance(state, dict):

@@ -39,7 +39,8 @@ class DemoConfig:
     data: str = "digits"
     timesteps: int | None = 2  # T=2 (preset: 4) halves the cost: the 10-minute budget
     lth_rounds: int = 9          # 1 - 0.75^9 = 92.5 % sparsity (8 rounds give 89.99 %)
-    lth_epochs: int = 3          # per round, round 0 (dense) included: the 10-minute budget
+    dense_epochs: int = 6        # round 0, the dense model (the digits recipe's 6 epochs)
+    lth_epochs: int = 3          # per retraining round: the 10-minute budget
     rewind_epoch: int = 1
     keep_ratio: float = 0.7
     selector_epochs: int = 2
@@ -100,6 +101,7 @@ def _lottery(ctx: DemoContext, baseline: str = "none"):
                             baseline_rounds=None if baseline == "none" else (config.lth_rounds,))
     task = LotteryTask(build_model=build_model, train_set=train_set, test_set=test_set,
                        train_config=_train_config(config.lth_epochs, config.seed),
+                       dense_train_config=_train_config(config.dense_epochs, config.seed),
                        progress=config.progress,
                        metadata={"preset": config.preset, "data": config.data})
     return lottery, task

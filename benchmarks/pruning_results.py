@@ -37,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sparsespikformer.model import create_model, gflops
+from sparsespikformer.model import create_model, get_preset_config, gflops
 from sparsespikformer.model.data_base import InMemoryDataset
 from sparsespikformer.model.datasets import load_dataset
 from sparsespikformer.model.lottery import (
@@ -97,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Settings]:
                         help="fraction of survivors pruned per round")
     parser.add_argument("--epochs", type=int, default=digits_recipe().epochs,
                         help="epochs of the dense model and of every IMP round")
-    parser.add_argument("--select-epochs", type=int, default=4,
+    parser.add_argument("--select-epochs", type=int, default=3,
                         help="epochs of selector training from the teacher")
     parser.add_argument("--select-lr", type=float, default=1e-3)
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.9, 0.8, 0.7, 0.6, 0.5])
@@ -387,11 +387,32 @@ def report(settings: Settings) -> None:
                f"{1 - row['gflops'] / dense_gflops():.1%} fewer GFLOPs")
 
 
+def check_manifest(settings: Settings) -> None:
+    """Refuse to mix results of different presets or recipes in one folder: the preset
+    and recipe are library defaults and may change between runs."""
+    manifest = {"dense_preset": get_preset_config(DENSE_PRESET).to_dict(),
+                "sparse_preset": get_preset_config(SPARSE_PRESET).to_dict(),
+                "recipe": dataclasses.asdict(digits_recipe()),
+                "rounds": settings.rounds, "rate": settings.rate, "epochs": settings.epochs,
+                "select_epochs": settings.select_epochs, "select_lr": settings.select_lr,
+                "subset": settings.subset}
+    path = settings.out / "manifest.json"
+    saved = read_json(path)
+    if saved is None:
+        write_json(path, manifest)
+        return
+    changed = sorted(k for k in manifest if saved.get(k) != manifest[k])
+    if changed:
+        raise ValueError(f"{path}: this folder holds results made with other settings "
+                         f"({', '.join(changed)}); use another --out")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
     stage, settings = parse_args(argv)
     torch.set_num_threads(settings.threads)
+    check_manifest(settings)
     stages = {"lth": [stage_lth], "select": [stage_select], "both": [stage_both],
               "extra": [stage_extra], "report": [],
               "all": [stage_lth, stage_select, stage_both, stage_extra]}[stage]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -136,6 +136,9 @@ class LotteryTask:
     loss_fn: LossFn | None = None       # None: training's default cross entropy
     progress: bool = True
     metadata: dict | None = None
+    # Round 0 (the dense model the ticket is drawn from) may train longer than the
+    # retraining rounds; None: `train_config` for every round.
+    dense_train_config: TrainConfig | None = None
 
 
 def round_dir(out_dir: Path, round_index: int) -> Path:
@@ -269,6 +272,8 @@ def _run_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
 def _dense_round(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
     if is_round_finished(out_dir, 0):
         return
+    if task.dense_train_config is not None:
+        task = replace(task, train_config=task.dense_train_config)
     if config.rewind_epoch > task.train_config.epochs:
         raise ValueError(f"rewind_epoch {config.rewind_epoch} is after the last epoch "
                          f"({task.train_config.epochs})")

@@ -36,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
 def quick_config(config):
     from dataclasses import replace
 
-    return replace(config, lth_rounds=2, lth_epochs=1, selector_epochs=1, trace_samples=32,
+    return replace(config, lth_rounds=2, dense_epochs=1, lth_epochs=1, selector_epochs=1,
+                   trace_samples=32,
                    sweep_rows=(8, 16), sweep_cols=(8, 16), sweep_weight_kib=(64,))

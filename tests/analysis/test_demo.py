@@ -15,7 +15,8 @@ SUMMARY_KEYS = ("dense_accuracy", "pruned_accuracy", "weight_sparsity", "selecto
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     config = DemoConfig(out_dir=tmp_path_factory.mktemp("demo"), timesteps=1, lth_rounds=1,
-                        lth_epochs=1, selector_epochs=1, trace_samples=8, sweep_rows=(8, 16),
+                        dense_epochs=1, lth_epochs=1, selector_epochs=1, trace_samples=8,
+                        sweep_rows=(8, 16),
                         sweep_cols=(8,), sweep_weight_kib=(64,), progress=False)
     return config, run_demo(config)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -164,3 +165,11 @@ def test_baseline_can_train_only_chosen_rounds(tmp_path):
                                                                abs=1.5 / TINY_PRUNABLE)
     with pytest.raises(ValueError, match="baseline_rounds"):
         LotteryConfig(rounds=3, baseline="reinit", baseline_rounds=(4,))
+
+
+def test_dense_round_can_train_longer_than_the_retraining_rounds(tmp_path):
+    task = dataclasses.replace(_task(epochs=1), dense_train_config=tiny_train_config(3))
+    run_lottery(LotteryConfig(rounds=1), task, tmp_path)
+    epochs = {k: len(pd.read_csv(tmp_path / f"round_0{k}" / "train" / "history.csv"))
+              for k in (0, 1)}
+    assert epochs == {0: 3, 1: 1}

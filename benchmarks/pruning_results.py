@@ -97,9 +97,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, Settings]:
                         help="fraction of survivors pruned per round")
     parser.add_argument("--epochs", type=int, default=digits_recipe().epochs,
                         help="epochs of the dense model and of every IMP round")
-    parser.add_argument("--select-epochs", type=int, default=3,
+    parser.add_argument("--select-epochs", type=int, default=4,
                         help="epochs of selector training from the teacher")
-    parser.add_argument("--select-lr", type=float, default=1e-3)
+    parser.add_argument("--select-lr", type=float, default=3e-3)
     parser.add_argument("--keep-ratios", type=float, nargs="+", default=[0.9, 0.8, 0.7, 0.6, 0.5])
     parser.add_argument("--scorers", nargs="+", default=["learned", "firing_rate", "random"])
     parser.add_argument("--threads", type=int, default=1,

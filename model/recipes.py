@@ -20,8 +20,9 @@ def digits_recipe() -> TrainConfig:
 
     Short-schedule choices: batch 16 gives 89 steps per epoch on 1,437 images; the
     peak lr 1e-2 (vs 5e-4 in the 300-epoch CIFAR recipe) lets 6 epochs suffice, with
-    half an epoch of warm-up. Mixup stays off: over 6 epochs it only slows convergence.
-    Measured test accuracy by epoch (seed 0, 1 thread): 19, 64, 87, 96, 97, 97%.
+    half an epoch of warm-up. Mixup is off (a regulariser for long schedules, not tried here).
+    Test accuracy by epoch, seed 0: 19, 64, 87, 96, 97, 97% (1 thread; 2 threads round
+    differently and give a slightly different path to about the same end).
     """
     return TrainConfig(epochs=6, batch_size=16, lr=1e-2, weight_decay=6e-2, warmup_epochs=0.5,
                        min_lr=1e-5, label_smoothing=0.1, mixup_alpha=0.0, seed=0)

@@ -9,26 +9,32 @@ Three counts (see docs/trace-format.md), each per sample and summed over timeste
 A brute-force count would run the layer again with a 0/1 weight mask. Instead every count
 is a weighted sum of the input, Σ_i x_i · fanout_i, where fanout_i is how many (non-zero)
 weights input element i meets: for a linear map it depends only on the input feature; for a
-convolution also on the position (fewer outputs reach the border), which `_conv_tap_sums`
-handles exactly. Reductions accumulate in float64 (`sum(dtype=...)`, no float64 copy of the
-input), so counts of spike and integer inputs are exact integers.
+convolution also on the position (fewer outputs reach the border), which `conv_tap_sums`
+handles exactly. A signed input counts by magnitude.
 
-`binary` tells a kernel the input is all 0/1 (the recorder checks once per layer), so the
-non-zero indicator is the input itself.
-
-Speed: float64 accumulation is several times slower than float32 on CPU. Spike and integer
-inputs are summed in float32 first, over at most one axis of a sample (a row of channels,
-a row of positions, or a (timestep, token) over the batch): such partial sums stay far below
-2**24, where float32 is exact, and only the small results go to float64.
+Two stages, so that recording stays cheap: per batch, `reduce_*` shrinks the input to a few
+small sums (the only passes over the activation); after the last batch, `*_counts` turns the
+concatenated sums into counts. Reductions go through `tensor_stats.exact_sum` (float32 where
+the partial sums of integer inputs provably stay exact), so counts of spike and integer
+inputs are exact integers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
-F64 = torch.float64
+from .tensor_stats import (
+    F64,
+    INDICATOR,
+    Scratch,
+    TensorStats,
+    classify,
+    exact_sum,
+    indicator,
+    magnitudes,
+)
 
 
 @dataclass(frozen=True)
@@ -42,103 +48,214 @@ class LayerCounts:
     events_per_step_token: torch.Tensor  # (T, tokens): Σ input values, summed over the batch
 
 
-def is_binary(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
+class Reductions:
+    """Sums of one batch; every field has the batch on axis 1, so batches concatenate."""
+
+    @classmethod
+    def concat(cls, batches: list[Reductions]) -> Reductions:
+        return cls(**{f.name: _cat([getattr(b, f.name) for b in batches])
+                      for f in fields(cls)})
 
 
-def _sum(x: torch.Tensor, dim, exact_f32: bool) -> torch.Tensor:
-    """Sum over `dim` into float64; float32 partial sums where they are exact (see above)."""
-    return x.sum(dim=dim).to(F64) if exact_f32 else x.sum(dim=dim, dtype=F64)
+def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
+    if any(part is None for part in parts):
+        return None
+    return torch.cat([part.to(F64) for part in parts], dim=1)
 
 
-def _indicator(x: torch.Tensor, binary: bool | None) -> torch.Tensor:
-    binary = is_binary(x) if binary is None else binary
-    return x if binary else (x != 0).to(x.dtype)
+def _per_sample(x: torch.Tensor) -> torch.Tensor:
+    """(T, B, ...) -> (B,) float64."""
+    return x.to(F64).transpose(0, 1).flatten(1).sum(dim=1)
 
 
-def linear_counts(x: torch.Tensor, weight: torch.Tensor, binary: bool | None = None,
-                  integer: bool = False) -> LayerCounts:
-    """x: (T, B, N, C_in) input of a linear map with weight (C_out, C_in)."""
-    nonzero_fanout = (weight != 0).sum(dim=0).to(F64)  # (C_in,) non-zero weights per input
-    per_feature = _sum(x, (0, 2), integer)  # (B, C_in)
-    per_feature_nz = _sum(_indicator(x, binary), (0, 2), True)
+def nonzero_fanout(weight: torch.Tensor) -> torch.Tensor:
+    """Non-zero weights each input feature (and kernel tap) meets: (C_in[*kh*kw],) float64."""
+    return weight.flatten(1).ne(0).sum(dim=0).to(F64)
+
+
+# ------------------------------------------------------------------------- token inputs
+
+@dataclass(frozen=True)
+class TokenReductions(Reductions):
+    """Of a (T, B, N, C) token input: what a linear map's counts and the events need."""
+
+    per_token: torch.Tensor  # (T, B, N): Σ over channels
+    per_step_feature: torch.Tensor | None  # (T, B, C): Σ over tokens
+    per_step_feature_nz: torch.Tensor | None  # the same for [x != 0]; None when x is 0/1
+
+    def nonzero_sums(self) -> torch.Tensor | None:
+        return self.per_step_feature if self.per_step_feature_nz is None \
+            else self.per_step_feature_nz
+
+
+def reduce_tokens(x: torch.Tensor, stats: TensorStats, features: bool = True,
+                  per_token: torch.Tensor | None = None, scratch: Scratch | None = None
+                  ) -> TokenReductions:
+    """x: (T, B, N, C) in any memory layout. `features=False`: events only (no MACs);
+    `per_token`: that part already computed; `scratch` for the temporary indicator."""
+    x = magnitudes(x, stats)
+    per_token = exact_sum(x, 3, stats) if per_token is None else per_token
+    if not features:
+        return TokenReductions(per_token, None, None)
+    nonzero = None if stats.binary else exact_sum(indicator(x, stats, scratch), 2, INDICATOR)
+    return TokenReductions(per_token, exact_sum(x, 2, stats), nonzero)
+
+
+def token_events(r: TokenReductions) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, N) events summed over the batch, and (B,) per sample."""
+    return r.per_token.to(F64).sum(dim=1), _per_sample(r.per_token)
+
+
+def linear_counts_from(r: TokenReductions, out_features: int,
+                       fanout: torch.Tensor) -> LayerCounts:
+    """Counts of a linear map (out_features, C_in) with the given non-zero fan-out."""
+    events, per_sample = token_events(r)
     return LayerCounts(
-        sops=per_feature.sum(dim=1) * float(weight.shape[0]),
-        effective_ops=per_feature @ nonzero_fanout,
-        nonzero_pairs=per_feature_nz @ nonzero_fanout,
-        in_events=per_feature.sum(dim=1),
-        events_per_step_token=_sum(x, (1, 3), integer),  # (T, N)
+        sops=per_sample * float(out_features),
+        effective_ops=r.per_step_feature.to(F64).sum(dim=0) @ fanout,
+        nonzero_pairs=r.nonzero_sums().to(F64).sum(dim=0) @ fanout,
+        in_events=per_sample,
+        events_per_step_token=events,
     )
 
 
-def _tap_positions(size: int, out_size: int, tap: int, stride: int, padding: int,
-                   dilation: int) -> torch.Tensor:
-    """Input indices that kernel tap `tap` reads over all output positions (inside the map)."""
-    positions = tap * dilation - padding + stride * torch.arange(out_size)
-    return positions[(positions >= 0) & (positions < size)]
+def linear_counts(x: torch.Tensor, weight: torch.Tensor) -> LayerCounts:
+    """x: (T, B, N, C_in) input of a linear map with weight (C_out, C_in)."""
+    return linear_counts_from(reduce_tokens(x, classify(x)), weight.shape[0],
+                              nonzero_fanout(weight))
 
 
-def _conv_tap_sums(x: torch.Tensor, kernel: tuple[int, int], out_hw: tuple[int, int],
-                   stride: tuple[int, int], padding: tuple[int, int],
-                   dilation: tuple[int, int], exact_f32: bool = False) -> torch.Tensor:
+# ------------------------------------------------------------------------- convolutions
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    kernel: tuple[int, int]
+    out_hw: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class ConvReductions(Reductions):
+    """Of a (T, B, C, H, W) conv input."""
+
+    per_token: torch.Tensor  # (T, B, H*W): Σ over channels
+    taps: torch.Tensor  # (T, B, C*kh*kw): see conv_tap_sums
+    taps_nz: torch.Tensor | None  # the same for [x != 0]; None when x is 0/1
+
+
+def _tap_selector(size: int, out_size: int, taps: int, stride: int, padding: int,
+                  dilation: int, dtype: torch.dtype) -> torch.Tensor:
+    """(taps, size) 0/1: which input rows (or columns) kernel tap i reads over all outputs."""
+    selector = torch.zeros(taps, size, dtype=dtype)
+    for tap in range(taps):
+        positions = tap * dilation - padding + stride * torch.arange(out_size)
+        selector[tap, positions[(positions >= 0) & (positions < size)]] = 1
+    return selector
+
+
+def conv_tap_sums(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats) -> torch.Tensor:
     """S[b, c, i, j] = Σ over output positions of the input value kernel tap (i, j) reads.
 
     Σ_outputs conv(x, M) = Σ_{c,i,j} (Σ_o M[o,c,i,j]) · S[c,i,j], so every count follows
-    from S, borders and padding included. Rows and columns separate, so S costs kw passes
-    over the input. x: (B, C, H, W) -> (B, C * kh * kw) float64.
+    from S, borders and padding included. Rows and columns separate:
+    S = R · x · Cᵀ with 0/1 tap selectors R (kh, H) and C (kw, W), two small matmuls.
+    x: (B, C, H, W) non-negative -> (B, C * kh * kw), float32 when exact, else float64.
     """
     height, width = x.shape[2:]
-    (kh, kw), (h_out, w_out) = kernel, out_hw
-    taps = torch.empty(x.shape[0], x.shape[1], kh, kw, dtype=F64)
-    for j in range(kw):
-        cols = _tap_positions(width, w_out, j, stride[1], padding[1], dilation[1])
-        column_sums = _sum(x.index_select(3, cols), 3, exact_f32)  # (B, C, H)
-        for i in range(kh):
-            rows = _tap_positions(height, h_out, i, stride[0], padding[0], dilation[0])
-            taps[:, :, i, j] = column_sums.index_select(2, rows).sum(dim=2)
-    return taps.flatten(1)
+    (kh, kw), (h_out, w_out) = geometry.kernel, geometry.out_hw
+    # One output of R·x·Cᵀ sums at most H·W inputs: float32 is exact for integers if small.
+    exact_f32 = stats.integer and height * width * stats.bound < 2.0 ** 24
+    values = x if exact_f32 else x.to(F64)
+    rows = _tap_selector(height, h_out, kh, geometry.stride[0], geometry.padding[0],
+                         geometry.dilation[0], values.dtype)
+    cols = _tap_selector(width, w_out, kw, geometry.stride[1], geometry.padding[1],
+                         geometry.dilation[1], values.dtype)
+    column_taps = values @ cols.T  # (B, C, H, kw)
+    # (B, C, kw, H) @ (H, kh): one GEMM rather than a batch of tiny ones
+    taps = column_taps.transpose(2, 3) @ rows.T  # (B, C, kw, kh)
+    return taps.transpose(2, 3).flatten(1)
+
+
+def reduce_conv(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats,
+                scratch: Scratch | None = None) -> ConvReductions:
+    """x: (T, B, C, H, W)."""
+    steps, batch = x.shape[:2]
+    x = magnitudes(x, stats)
+    flat = x.flatten(0, 1)  # (T*B, C, H, W)
+    taps = conv_tap_sums(flat, geometry, stats).view(steps, batch, -1)
+    taps_nz = None if stats.binary else \
+        conv_tap_sums(indicator(flat, stats, scratch), geometry, INDICATOR).view(steps, batch, -1)
+    return ConvReductions(per_token=exact_sum(x, 2, stats).flatten(2), taps=taps,
+                          taps_nz=taps_nz)
+
+
+def conv_counts_from(r: ConvReductions, out_channels: int,
+                     fanout: torch.Tensor) -> LayerCounts:
+    taps = r.taps.to(F64).sum(dim=0)  # (B, C*kh*kw)
+    taps_nz = taps if r.taps_nz is None else r.taps_nz.to(F64).sum(dim=0)
+    events, per_sample = token_events(r)
+    return LayerCounts(
+        sops=taps.sum(dim=1) * float(out_channels),
+        effective_ops=taps @ fanout,
+        nonzero_pairs=taps_nz @ fanout,
+        in_events=per_sample,
+        events_per_step_token=events,
+    )
 
 
 def conv2d_counts(x: torch.Tensor, weight: torch.Tensor, out_hw: tuple[int, int], stride=(1, 1),
-                  padding=(0, 0), dilation=(1, 1), binary: bool | None = None,
-                  integer: bool = False) -> LayerCounts:
+                  padding=(0, 0), dilation=(1, 1)) -> LayerCounts:
     """x: (T, B, C_in, H, W) input of a conv with weight (C_out, C_in, kh, kw), groups=1."""
-    steps, batch = x.shape[:2]
-    kernel = tuple(weight.shape[2:])
-    flat = x.flatten(0, 1)  # (T*B, C, H, W)
-    args = (kernel, out_hw, stride, padding, dilation)
-    taps = _conv_tap_sums(flat, *args, exact_f32=integer)  # (T*B, C*kh*kw)
-    indicator = _indicator(flat, binary)
-    taps_nz = taps if indicator is flat else _conv_tap_sums(indicator, *args, exact_f32=True)
-    nonzero_fanout = (weight != 0).sum(dim=0).to(F64).flatten()  # (C*kh*kw,)
-
-    def per_sample(values: torch.Tensor) -> torch.Tensor:  # (T*B,) -> (B,)
-        return values.view(steps, batch).sum(dim=0)
-
-    return LayerCounts(
-        sops=per_sample(taps.sum(dim=1)) * float(weight.shape[0]),
-        effective_ops=per_sample(taps @ nonzero_fanout),
-        nonzero_pairs=per_sample(taps_nz @ nonzero_fanout),
-        in_events=per_sample(_sum(flat, (2, 3), integer).sum(dim=1)),
-        events_per_step_token=_sum(x, (1, 2), integer).flatten(1),  # (T, H*W)
-    )
+    geometry = ConvGeometry(tuple(weight.shape[2:]), tuple(out_hw), tuple(stride),
+                            tuple(padding), tuple(dilation))
+    return conv_counts_from(reduce_conv(x, geometry, classify(x)), weight.shape[0],
+                            nonzero_fanout(weight))
 
 
-def matmul_counts(a: torch.Tensor, b: torch.Tensor, binary: bool | None = None,
-                  integer: bool = False) -> LayerCounts:
-    """a @ b between two activations, per head: a (T, B, heads, M, K), b (T, B, heads, K, N).
+# ------------------------------------------------------------------------- attention products
 
-    `a` is the input, `b` the "weight" (Kᵀ for Q·Kᵀ, V for (Q·Kᵀ)·V). Input element a[m, j]
-    meets the non-zeros of row j of b, so
+@dataclass(frozen=True)
+class MatmulReductions(Reductions):
+    """Of a @ b, a (T, B, heads, M, K) the input, b (T, B, heads, K, N) the operand."""
+
+    a_rows: torch.Tensor  # (T, B, heads, M): Σ over K
+    a_columns: torch.Tensor  # (T, B, heads, K): Σ over M
+    a_columns_nz: torch.Tensor | None  # the same for [a != 0]; None when a is 0/1
+    b_row_nonzeros: torch.Tensor  # (T, B, heads, K): non-zeros per row of b
+
+
+def reduce_matmul(a: torch.Tensor, b: torch.Tensor, stats_a: TensorStats,
+                  stats_b: TensorStats, scratch: Scratch | None = None) -> MatmulReductions:
+    a = magnitudes(a, stats_a)
+    nonzero = None if stats_a.binary else \
+        exact_sum(indicator(a, stats_a, scratch), 3, INDICATOR)
+    b_row_nonzeros = exact_sum(indicator(b, stats_b, scratch), 4, INDICATOR)
+    return MatmulReductions(a_rows=exact_sum(a, 4, stats_a), a_columns=exact_sum(a, 3, stats_a),
+                            a_columns_nz=nonzero, b_row_nonzeros=b_row_nonzeros)
+
+
+def matmul_counts_from(r: MatmulReductions, b_columns: int) -> LayerCounts:
+    """Input element a[m, j] meets the non-zeros of row j of b, so
     Σ_{m,j} a[m,j] · nnz(b[j, :]) = Σ_j (Σ_m a[m,j]) · nnz(b[j, :]).
     """
-    b_row_nonzeros = (b != 0).sum(dim=4).to(F64)  # (T, B, heads, K)
-    a_columns = _sum(a, 3, integer)  # (T, B, heads, K)
-    a_columns_nz = _sum(_indicator(a, binary), 3, True)
+    columns = r.a_columns.to(F64)
+    columns_nz = columns if r.a_columns_nz is None else r.a_columns_nz.to(F64)
+    b_nonzeros = r.b_row_nonzeros.to(F64)
+    per_sample = _per_sample(columns)
     return LayerCounts(
-        sops=a_columns.sum(dim=(0, 2, 3)) * b.shape[4],
-        effective_ops=(a_columns * b_row_nonzeros).sum(dim=(0, 2, 3)),
-        nonzero_pairs=(a_columns_nz * b_row_nonzeros).sum(dim=(0, 2, 3)),
-        in_events=a_columns.sum(dim=(0, 2, 3)),
-        events_per_step_token=_sum(a, (1, 2, 4), integer),  # (T, M): per row of a
+        sops=per_sample * float(b_columns),
+        effective_ops=_per_sample(columns * b_nonzeros),
+        nonzero_pairs=_per_sample(columns_nz * b_nonzeros),
+        in_events=per_sample,
+        events_per_step_token=r.a_rows.to(F64).sum(dim=(1, 2)),  # (T, M): per row of a
     )
+
+
+def matmul_counts(a: torch.Tensor, b: torch.Tensor) -> LayerCounts:
+    """a @ b between two activations, per head: a (T, B, heads, M, K), b (T, B, heads, K, N).
+
+    `a` is the input, `b` the "weight" (Kᵀ for Q·Kᵀ, V for (Q·Kᵀ)·V).
+    """
+    return matmul_counts_from(reduce_matmul(a, b, classify(a), classify(b)), b.shape[4])

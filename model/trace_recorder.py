@@ -22,16 +22,43 @@ from torch import nn
 
 from .attention import SpikeMatmul
 from .lif import LIF
+from .tensor_stats import (
+    F64,
+    INDICATOR,
+    StatsCache,
+    TensorStats,
+    nonzero_count,
+    product_stats,
+    spike_stats,
+    summarize_real,
+)
 from .token_selector import TokenSelector
-from .trace_counts import F64, LayerCounts, conv2d_counts, linear_counts, matmul_counts
+from .trace_counts import (
+    ConvGeometry,
+    ConvReductions,
+    LayerCounts,
+    MatmulReductions,
+    Reductions,
+    TokenReductions,
+    conv_counts_from,
+    linear_counts_from,
+    matmul_counts_from,
+    nonzero_fanout,
+    reduce_conv,
+    reduce_matmul,
+    reduce_tokens,
+    token_events,
+)
 
 _BLOCK = re.compile(r"(?:^|\.)(?:block|token_selectors)\.(\d+)(?:\.|$)")
+# Products whose output is the other product's input.
+_FIRST_PRODUCTS = ("attn_qk", "attn_kv")
 _MATMUL_KIND = {"attn_qk": "attn_qk", "attn_v": "attn_v", "attn_kv": "attn_qk", "attn_q": "attn_v"}
 
 
 @dataclass
 class LayerRecord:
-    """Everything one layer's hook has seen, summed over batches."""
+    """Everything one layer's hook has seen, summed (or listed) over batches."""
 
     name: str
     kind: str
@@ -42,58 +69,51 @@ class LayerRecord:
     tokens_out: int = 0
     gemm: tuple[int, int, int, int] = (0, 0, 0, 0)  # m, n, k, groups
     weight: torch.Tensor | None = None
-    value_kind: str = "real"
+    fanout: torch.Tensor | None = None  # non-zero weights per input feature, once per layer
     values_binary: bool = True
     values_integer: bool = True
     value_min: float = float("inf")
     value_max: float = float("-inf")
     value_sum: float = 0.0
     value_count: int = 0
-    value_nonzero: int = 0
-    out_nonzero: int = 0
+    value_nonzero: float = 0.0
+    out_nonzero: float = 0.0
     out_count: int = 0
-    operand_nonzero: int = 0
+    operand_nonzero: float = 0.0
     operand_count: int = 0
-    events_tn: torch.Tensor | None = None
-    per_sample: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    reductions: list[Reductions] = field(default_factory=list)
 
-    def observe_input(self, x: torch.Tensor, classify: bool = True) -> tuple[bool, bool]:
-        """Accumulate value statistics; returns whether this batch is all 0/1, all integer."""
-        low, high = (float(v) for v in torch.aminmax(x))
-        # float32 row sums (exact for the small integers of spike layers), then float64
-        total = float(x.reshape(-1, x.shape[-1]).sum(dim=1).sum(dtype=torch.float64))
-        nonzero = int(torch.count_nonzero(x))
-        # In [0, 1] with Σx equal to the non-zero count means every non-zero value is 1.
-        binary = classify and low >= 0 and high <= 1 and total == nonzero
-        integer = binary or (classify and bool((x == x.round()).all()))
-        self.values_binary &= binary
-        self.values_integer &= integer
-        self.value_min = min(self.value_min, low)
-        self.value_max = max(self.value_max, high)
+    def set_weight(self, weight: torch.Tensor) -> None:
+        if self.weight is None:  # weights do not change while recording
+            self.weight = weight.detach()
+            self.fanout = None if weight.is_meta else nonzero_fanout(self.weight)
+
+    def observe_input(self, stats: TensorStats, total: float, nonzero: float,
+                      numel: int) -> None:
+        self.values_binary &= stats.binary
+        self.values_integer &= stats.integer
+        self.value_min = min(self.value_min, stats.low)
+        self.value_max = max(self.value_max, stats.high)
         self.value_sum += total
-        self.value_count += x.numel()
+        self.value_count += numel
         self.value_nonzero += nonzero
-        return binary, integer
 
-    def observe_output(self, y: torch.Tensor) -> None:
-        self.out_nonzero += int(torch.count_nonzero(y))
-        self.out_count += y.numel()
+    def observe_output(self, nonzero: float, numel: int) -> None:
+        self.out_nonzero += nonzero
+        self.out_count += numel
 
-    def observe_counts(self, counts: LayerCounts) -> None:
-        for key in ("sops", "effective_ops", "nonzero_pairs", "in_events"):
-            self.per_sample.setdefault(key, []).append(getattr(counts, key))
-        self._add_events(counts.events_per_step_token)
-
-    def observe_events(self, events_tn: torch.Tensor, per_sample_events: torch.Tensor) -> None:
-        """For rows without MACs (LIF: output spikes; pool: input spikes)."""
-        zeros = torch.zeros_like(per_sample_events)
-        for key in ("sops", "effective_ops", "nonzero_pairs"):
-            self.per_sample.setdefault(key, []).append(zeros)
-        self.per_sample.setdefault("in_events", []).append(per_sample_events)
-        self._add_events(events_tn)
-
-    def _add_events(self, events_tn: torch.Tensor) -> None:
-        self.events_tn = events_tn if self.events_tn is None else self.events_tn + events_tn
+    def counts(self) -> LayerCounts:
+        """Per-sample counts over every batch seen."""
+        r = type(self.reductions[0]).concat(self.reductions)
+        if isinstance(r, ConvReductions):
+            return conv_counts_from(r, self.gemm[1], self.fanout)
+        if isinstance(r, MatmulReductions):
+            return matmul_counts_from(r, self.gemm[1])
+        if r.per_step_feature is not None:
+            return linear_counts_from(r, self.gemm[1], self.fanout)
+        events, per_sample = token_events(r)  # a row without MACs: LIF, pool, selector
+        zeros = torch.zeros_like(per_sample)
+        return LayerCounts(zeros, zeros, zeros, per_sample, events)
 
 
 def _block_of(name: str) -> int:
@@ -111,6 +131,7 @@ class TraceRecorder:
         self.timesteps = timesteps
         self.tokens_last = tokens_last  # conv forms keep block LIF inputs as (T, B, C, N)
         self.records: dict[str, LayerRecord] = {}
+        self._cache = StatsCache()  # one forward pass's activation statistics
         self._handles: list = []
 
     def __enter__(self) -> TraceRecorder:
@@ -118,12 +139,16 @@ class TraceRecorder:
             hook = self._hook_for(name, module)
             if hook is not None:
                 self._handles.append(module.register_forward_hook(hook))
+        # The root's hook runs after every layer's: the batch's activations can go.
+        self._handles.append(self.model.register_forward_hook(lambda *_: self._cache.clear()))
         return self
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        self._cache.clear()
+        self._cache.scratch.release()
 
     def _hook_for(self, name: str, module: nn.Module):
         if isinstance(module, SpikeMatmul):
@@ -143,6 +168,27 @@ class TraceRecorder:
         if name not in self.records:
             self.records[name] = LayerRecord(name=name, kind=kind, timesteps=timesteps)
         return self.records[name]
+
+    def _observe_reduced_input(self, record: LayerRecord, x: torch.Tensor, stats: TensorStats,
+                               total: torch.Tensor, nonzero: torch.Tensor | None) -> None:
+        """Input statistics from the batch's reductions (`nonzero` None: count it here)."""
+        total = float(total)
+        if stats.binary:
+            nonzero = total
+        nonzero = nonzero_count(x, self._cache.scratch) if nonzero is None else float(nonzero)
+        record.observe_input(stats, total, nonzero, x.numel())
+
+    def _reduce_tokens(self, x: torch.Tensor, stats: TensorStats, features: bool = True
+                       ) -> TokenReductions:
+        """Token reductions, shared by every layer reading x in this layout (a LIF's events
+        and the next linear's counts; Q, K and V reading the residual stream)."""
+        events = self._cache.memo(x, "token_events",
+                                  lambda: reduce_tokens(x, stats, features=False))
+        if not features:
+            return events
+        return self._cache.memo(x, "token_features",
+                                lambda: reduce_tokens(x, stats, per_token=events.per_token,
+                                                      scratch=self._cache.scratch))
 
     # --------------------------------------------------------------------- weighted layers
 
@@ -173,13 +219,15 @@ class TraceRecorder:
         record.out_shape = (timesteps, tokens, c_out)
         record.tokens_in = record.tokens_out = tokens
         record.gemm = (tokens, c_out, c_in, 1)
-        record.weight = weight.detach()
+        record.set_weight(weight)
         if self.shapes_only:
             return
-        binary, integer = record.observe_input(x)
-        record.observe_output(y)
-        record.observe_counts(linear_counts(_magnitudes(x, record), record.weight, binary,
-                                            integer))
+        stats = self._cache.stats(x)
+        reduced = self._reduce_tokens(x, stats)
+        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64),
+                                    reduced.nonzero_sums().sum(dtype=F64))
+        record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
+        record.reductions.append(reduced)
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
@@ -193,15 +241,16 @@ class TraceRecorder:
         record.out_shape = (self.timesteps, c_out, h_out, w_out)
         record.tokens_in, record.tokens_out = height * width, h_out * w_out
         record.gemm = (h_out * w_out, c_out, c_in * kh * kw, 1)
-        record.weight = module.weight.detach()
+        record.set_weight(module.weight)
         if self.shapes_only:
             return
-        binary, integer = record.observe_input(x)
-        record.observe_output(y)
-        counts = conv2d_counts(_magnitudes(frames, record), record.weight, (h_out, w_out),
-                               stride=module.stride, padding=module.padding,
-                               dilation=module.dilation, binary=binary, integer=integer)
-        record.observe_counts(counts)
+        stats = self._cache.stats(x)
+        geometry = ConvGeometry((kh, kw), (h_out, w_out), module.stride, module.padding,
+                                module.dilation)
+        reduced = reduce_conv(frames, geometry, stats, self._cache.scratch)
+        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
+        record.reductions.append(reduced)
 
     # --------------------------------------------------------------------- attention
 
@@ -216,11 +265,18 @@ class TraceRecorder:
         record.gemm = (rows, cols, inner, heads)
         if self.shapes_only:
             return
-        record.operand_nonzero += int(torch.count_nonzero(b))
+        stats_a, stats_b = self._cache.stats(a), self._cache.stats(b)
+        reduced = reduce_matmul(a, b, stats_a, stats_b, self._cache.scratch)
+        nonzero = None if reduced.a_columns_nz is None else reduced.a_columns_nz.sum(dtype=F64)
+        self._observe_reduced_input(record, a, stats_a, reduced.a_columns.sum(dtype=F64),
+                                    nonzero)
+        record.operand_nonzero += float(reduced.b_row_nonzeros.sum(dtype=F64))
         record.operand_count += b.numel()
-        binary, integer = record.observe_input(a)
-        record.observe_output(out)
-        record.observe_counts(matmul_counts(_magnitudes(a, record), b, binary, integer))
+        if module.role in _FIRST_PRODUCTS:  # the second product's input: its stats are reused
+            self._cache.set_stats(out, product_stats(out, stats_a, stats_b, inner,
+                                                            self._cache.scratch))
+        record.observe_output(nonzero_count(out, self._cache.scratch), out.numel())
+        record.reductions.append(reduced)
 
     # --------------------------------------------------------------------- no-MAC rows
 
@@ -232,24 +288,35 @@ class TraceRecorder:
         record.tokens_in = record.tokens_out = tokens
         if self.shapes_only:
             return
-        record.observe_input(current, classify=False)  # a membrane current, real-valued
-        record.observe_output(spikes)
-        record.observe_events(per_step.sum(dim=(1, 3), dtype=F64),
-                              per_step.sum(dim=(0, 2, 3), dtype=F64))
+        # The input is a membrane current: real values, no spike / integer classification.
+        current_summary = summarize_real(current, self._cache.scratch)
+        real = TensorStats(current_summary.low, current_summary.high, binary=False,
+                           integer=False)
+        record.observe_input(real, current_summary.total, current_summary.nonzero,
+                             current.numel())
+        # The output is 0/1 by construction (a comparison written as 0.0 / 1.0): its sum
+        # gives its statistics, which the layers reading these spikes then reuse.
+        reduced = self._reduce_tokens(per_step, INDICATOR, features=False)
+        spikes_total = float(reduced.per_token.sum(dtype=F64))
+        self._cache.set_stats(spikes, spike_stats(spikes_total, spikes.numel()))
+        record.observe_output(spikes_total, spikes.numel())
+        record.reductions.append(reduced)
 
     def _on_pool(self, name: str, x: torch.Tensor, y: torch.Tensor) -> None:
         record = self._record(name, "pool", self.timesteps)
-        frames = x.reshape(self.timesteps, -1, *x.shape[1:])  # (T, B, C, H, W)
         record.in_shape = (self.timesteps, *x.shape[1:])
         record.out_shape = (self.timesteps, *y.shape[1:])
         record.tokens_in = x.shape[2] * x.shape[3]
         record.tokens_out = y.shape[2] * y.shape[3]
         if self.shapes_only:
             return
-        record.observe_input(x)
-        record.observe_output(y)
-        record.observe_events(frames.sum(dim=(1, 2), dtype=F64).flatten(1),
-                              frames.sum(dim=(0, 2, 3, 4), dtype=F64))
+        stats = self._cache.stats(x)
+        frames = x.reshape(self.timesteps, -1, *x.shape[1:])  # (T, B, C, H, W)
+        tokens = frames.flatten(3).transpose(2, 3)  # (T, B, H*W, C)
+        reduced = self._reduce_tokens(tokens, stats, features=False)
+        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
+        record.reductions.append(reduced)
 
     def _on_parameterless_selector(self, name: str, x: torch.Tensor, kept: torch.Tensor) -> None:
         # firing-rate / random scorers: no MACs, the rates are adds on the selector unit
@@ -260,14 +327,11 @@ class TraceRecorder:
         record.tokens_in, record.tokens_out = tokens, kept.shape[2]
         if self.shapes_only:
             return
-        record.observe_input(x)
-        record.observe_output(kept)
-        record.observe_events(x.sum(dim=(1, 3), dtype=F64), x.sum(dim=(0, 2, 3), dtype=F64))
-
-
-def _magnitudes(x: torch.Tensor, record: LayerRecord) -> torch.Tensor:
-    """Signed real inputs (a selector MLP's GELU output) count events by magnitude."""
-    return x.abs() if record.value_min < 0 else x  # value_min includes this batch
+        stats = self._cache.stats(x)
+        reduced = self._reduce_tokens(x, stats, features=False)
+        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        record.observe_output(nonzero_count(kept, self._cache.scratch), kept.numel())
+        record.reductions.append(reduced)
 
 
 def _is_pointwise(module: nn.Module) -> bool:

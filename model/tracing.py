@@ -20,6 +20,7 @@ from tqdm import tqdm
 from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
 
 from .token_selector import token_selectors_of
+from .trace_counts import LayerCounts
 from .trace_recorder import LayerRecord, TraceRecorder, _block_of
 
 log = logging.getLogger(__name__)
@@ -57,15 +58,16 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
     finally:
         model.train(was_training)
     samples = inputs.shape[0]
-    rows, arrays = zip(*(_layer_row(record, samples) for record in recorder.records.values()),
-                         strict=True)
+    counts = {name: record.counts() for name, record in recorder.records.items()}
+    rows, arrays = zip(*(_layer_row(record, counts[name], samples)
+                         for name, record in recorder.records.items()), strict=True)
     manifest = base_manifest(
         source="recorded", preset=preset, model_config=config.to_dict(),
         timesteps=config.timesteps, input_shape=_sample_shape(inputs), dataset=dataset,
         num_samples=samples, weight_sparsity=prunable_weight_sparsity(model),
         selector_scorer=_selector_scorer(model), keep_ratios=_keep_ratios(model),
         accuracy=None if labels is None else correct / samples, seed=seed,
-        neurobench=neurobench_metrics(model, recorder.records.values(), samples),
+        neurobench=neurobench_metrics(model, recorder.records.values(), counts),
     )
     layers = pd.DataFrame(list(rows))
     return Trace(manifest=manifest, layers=layers,
@@ -77,8 +79,10 @@ def _sample_shape(inputs: torch.Tensor) -> list[int]:
     return [int(s) for s in inputs.shape[-3:]]
 
 
-def _layer_row(record: LayerRecord, samples: int) -> tuple[dict, dict[str, np.ndarray]]:
-    per_sample = {key: torch.cat(values).numpy() for key, values in record.per_sample.items()}
+def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int
+               ) -> tuple[dict, dict[str, np.ndarray]]:
+    per_sample = {key: getattr(counts, key).numpy()
+                  for key in ("sops", "effective_ops", "nonzero_pairs", "in_events")}
     n = record.gemm[1]
     weight = record.weight
     weight_numel = 0 if weight is None else int(weight.numel())
@@ -98,7 +102,7 @@ def _layer_row(record: LayerRecord, samples: int) -> tuple[dict, dict[str, np.nd
         "nonzero_pairs": float(per_sample["nonzero_pairs"].mean()),
     })
     arrays = {
-        "events_per_step_token": (record.events_tn / samples).numpy(),
+        "events_per_step_token": (counts.events_per_step_token / samples).numpy(),
         "sample_effective_ops": per_sample["effective_ops"],
         "sample_in_events": per_sample["in_events"],
     }
@@ -153,7 +157,7 @@ def _keep_ratios(model: nn.Module) -> list[float]:
 
 
 def neurobench_metrics(model: nn.Module, records: Iterable[LayerRecord],
-                       samples: int) -> dict:
+                       counts: dict[str, LayerCounts]) -> dict:
     """NeuroBench's static and workload metrics under its own names (REFERENCE.md).
 
     Its synaptic-operation count covers nn.Linear / nn.Conv* only (no attention products);
@@ -169,7 +173,7 @@ def neurobench_metrics(model: nn.Module, records: Iterable[LayerRecord],
     outputs = sum(r.out_count for r in neurons)
 
     def pairs(record: LayerRecord) -> float:
-        return float(torch.cat(record.per_sample["nonzero_pairs"]).mean())
+        return float(counts[record.name].nonzero_pairs.mean())
 
     unit = [r for r in synaptic if r.values_binary or _ternary(r)]
     return {

@@ -60,7 +60,7 @@ class Reductions:
 def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
     if any(part is None for part in parts):
         return None
-    return torch.cat([part.to(F64) for part in parts], dim=1)
+    return torch.cat(parts, dim=1).to(F64)  # mixed float32 / float64 parts promote
 
 
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
@@ -226,14 +226,39 @@ class MatmulReductions(Reductions):
     b_row_nonzeros: torch.Tensor  # (T, B, heads, K): non-zeros per row of b
 
 
+@dataclass(frozen=True)
+class ProductInputSums:
+    """The input side of a @ b: it depends on a alone, so a product's output can be reduced
+    once for both its own output statistics and the next product that reads it."""
+
+    rows: torch.Tensor  # (T, B, heads, M): Σ over K
+    columns: torch.Tensor  # (T, B, heads, K): Σ over M
+    columns_nz: torch.Tensor | None  # the same for [a != 0]; None when a is 0/1
+
+    def total(self) -> torch.Tensor:
+        return self.columns.sum(dtype=F64)
+
+    def nonzero(self) -> torch.Tensor:
+        return (self.columns if self.columns_nz is None else self.columns_nz).sum(dtype=F64)
+
+
+def reduce_product_input(a: torch.Tensor, stats: TensorStats, scratch: Scratch | None = None
+                         ) -> ProductInputSums:
+    """a: (T, B, heads, M, K)."""
+    a = magnitudes(a, stats)
+    nonzero = None if stats.binary else exact_sum(indicator(a, stats, scratch), 3, INDICATOR)
+    return ProductInputSums(rows=exact_sum(a, 4, stats), columns=exact_sum(a, 3, stats),
+                            columns_nz=nonzero)
+
+
 def reduce_matmul(a: torch.Tensor, b: torch.Tensor, stats_a: TensorStats,
-                  stats_b: TensorStats, scratch: Scratch | None = None) -> MatmulReductions:
-    a = magnitudes(a, stats_a)
-    nonzero = None if stats_a.binary else \
-        exact_sum(indicator(a, stats_a, scratch), 3, INDICATOR)
+                  stats_b: TensorStats, scratch: Scratch | None = None,
+                  a_sums: ProductInputSums | None = None) -> MatmulReductions:
+    """`a_sums`: the input side, if already reduced."""
+    a_sums = reduce_product_input(a, stats_a, scratch) if a_sums is None else a_sums
     b_row_nonzeros = exact_sum(indicator(b, stats_b, scratch), 4, INDICATOR)
-    return MatmulReductions(a_rows=exact_sum(a, 4, stats_a), a_columns=exact_sum(a, 3, stats_a),
-                            a_columns_nz=nonzero, b_row_nonzeros=b_row_nonzeros)
+    return MatmulReductions(a_rows=a_sums.rows, a_columns=a_sums.columns,
+                            a_columns_nz=a_sums.columns_nz, b_row_nonzeros=b_row_nonzeros)
 
 
 def matmul_counts_from(r: MatmulReductions, b_columns: int) -> LayerCounts:

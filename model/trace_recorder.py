@@ -38,6 +38,7 @@ from .trace_counts import (
     ConvReductions,
     LayerCounts,
     MatmulReductions,
+    ProductInputSums,
     Reductions,
     TokenReductions,
     conv_counts_from,
@@ -46,6 +47,7 @@ from .trace_counts import (
     nonzero_fanout,
     reduce_conv,
     reduce_matmul,
+    reduce_product_input,
     reduce_tokens,
     token_events,
 )
@@ -131,6 +133,10 @@ class TraceRecorder:
         self.timesteps = timesteps
         self.tokens_last = tokens_last  # conv forms keep block LIF inputs as (T, B, C, N)
         self.records: dict[str, LayerRecord] = {}
+        # Whether this batch also measures the real values no count depends on (membrane
+        # currents, the outputs of weighted layers): `record_trace` limits those to the
+        # first batches, because they cost more than all the counts.
+        self.describe_real_values = True
         self._cache = StatsCache()  # one forward pass's activation statistics
         self._handles: list = []
 
@@ -226,7 +232,8 @@ class TraceRecorder:
         reduced = self._reduce_tokens(x, stats)
         self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64),
                                     reduced.nonzero_sums().sum(dtype=F64))
-        record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
+        if self.describe_real_values:
+            record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
         record.reductions.append(reduced)
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -249,7 +256,8 @@ class TraceRecorder:
                                 module.dilation)
         reduced = reduce_conv(frames, geometry, stats, self._cache.scratch)
         self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
-        record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
+        if self.describe_real_values:
+            record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
         record.reductions.append(reduced)
 
     # --------------------------------------------------------------------- attention
@@ -265,18 +273,26 @@ class TraceRecorder:
         record.gemm = (rows, cols, inner, heads)
         if self.shapes_only:
             return
+        scratch = self._cache.scratch
         stats_a, stats_b = self._cache.stats(a), self._cache.stats(b)
-        reduced = reduce_matmul(a, b, stats_a, stats_b, self._cache.scratch)
-        nonzero = None if reduced.a_columns_nz is None else reduced.a_columns_nz.sum(dtype=F64)
-        self._observe_reduced_input(record, a, stats_a, reduced.a_columns.sum(dtype=F64),
-                                    nonzero)
+        a_sums = self._product_input(a, stats_a)
+        self._observe_reduced_input(record, a, stats_a, a_sums.total(), a_sums.nonzero())
+        reduced = reduce_matmul(a, b, stats_a, stats_b, scratch, a_sums)
         record.operand_nonzero += float(reduced.b_row_nonzeros.sum(dtype=F64))
         record.operand_count += b.numel()
-        if module.role in _FIRST_PRODUCTS:  # the second product's input: its stats are reused
-            self._cache.set_stats(out, product_stats(out, stats_a, stats_b, inner,
-                                                            self._cache.scratch))
-        record.observe_output(nonzero_count(out, self._cache.scratch), out.numel())
         record.reductions.append(reduced)
+        if module.role in _FIRST_PRODUCTS:
+            # Its output is the next product's input: reduce it once, for both.
+            out_stats = product_stats(out, stats_a, stats_b, inner, scratch)
+            self._cache.set_stats(out, out_stats)
+            record.observe_output(float(self._product_input(out, out_stats).nonzero()),
+                                 out.numel())
+        elif self.describe_real_values:
+            record.observe_output(nonzero_count(out, scratch), out.numel())
+
+    def _product_input(self, a: torch.Tensor, stats: TensorStats) -> ProductInputSums:
+        return self._cache.memo(a, "product_input",
+                                lambda: reduce_product_input(a, stats, self._cache.scratch))
 
     # --------------------------------------------------------------------- no-MAC rows
 
@@ -288,12 +304,13 @@ class TraceRecorder:
         record.tokens_in = record.tokens_out = tokens
         if self.shapes_only:
             return
-        # The input is a membrane current: real values, no spike / integer classification.
-        current_summary = summarize_real(current, self._cache.scratch)
-        real = TensorStats(current_summary.low, current_summary.high, binary=False,
-                           integer=False)
-        record.observe_input(real, current_summary.total, current_summary.nonzero,
-                             current.numel())
+        if self.describe_real_values:
+            # A membrane current: real values, no spike / integer classification.
+            current_summary = summarize_real(current, self._cache.scratch)
+            real = TensorStats(current_summary.low, current_summary.high, binary=False,
+                               integer=False)
+            record.observe_input(real, current_summary.total, current_summary.nonzero,
+                                 current.numel())
         # The output is 0/1 by construction (a comparison written as 0.0 / 1.0): its sum
         # gives its statistics, which the layers reading these spikes then reuse.
         reduced = self._reduce_tokens(per_step, INDICATOR, features=False)

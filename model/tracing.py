@@ -25,6 +25,9 @@ from .trace_recorder import LayerRecord, TraceRecorder, _block_of
 
 log = logging.getLogger(__name__)
 
+# Samples whose membrane currents and pre-activation outputs are described (see record_trace).
+DEFAULT_REAL_STATS_SAMPLES = 64
+
 # Block layers whose input is the residual stream (sums of spikes, small integers).
 _RESIDUAL_INPUT_SUFFIXES = ("q_linear", "k_linear", "v_linear", "q_conv", "k_conv", "v_conv",
                             "fc1_linear", "fc1_conv")
@@ -33,25 +36,40 @@ _RESIDUAL_INPUT_SUFFIXES = ("q_linear", "k_linear", "v_linear", "q_conv", "k_con
 @torch.no_grad()
 def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None, *,
                  batch_size: int = 64, preset: str = "", dataset: str = "", seed: int = 0,
+                 real_stats_samples: int | None = DEFAULT_REAL_STATS_SAMPLES,
                  progress: bool = False) -> Trace:
     """Trace `inputs` (S, C, H, W) or (S, T, C, H, W) through `model` (put in eval mode).
 
-    `labels` (S,) give the manifest's accuracy. Counts are per sample, averaged over S.
+    `labels` (S,) give the manifest's accuracy. Counts are per sample, averaged over S,
+    exact over every sample. `real_stats_samples`: the statistics no count depends on (the
+    range, mean and non-zero fraction of LIF membrane currents; the non-zero fraction of
+    conv / linear / second attention product outputs) come from the batches that start
+    within the first this many samples (None: every batch); the manifest records how many
+    samples they cover. They cost more than all the counts together.
     """
     if inputs.shape[0] < 1:
         raise ValueError("record_trace: no input samples")
+    if batch_size < 1:
+        raise ValueError(f"record_trace: batch_size must be >= 1, got {batch_size}")
+    if real_stats_samples is not None and real_stats_samples < 1:
+        raise ValueError("record_trace: real_stats_samples must be >= 1 or None, "
+                         f"got {real_stats_samples}")
     if labels is not None and labels.shape[0] != inputs.shape[0]:
         raise ValueError(f"record_trace: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
     config = model.config
     was_training = model.training
     model.eval()
-    correct = 0
+    correct = described = 0
     recorder = TraceRecorder(model, config.timesteps, tokens_last=config.form != "cifar")
     try:
         with recorder:
             starts = range(0, inputs.shape[0], batch_size)
             for start in tqdm(starts, desc="trace", unit="batch", disable=not progress):
-                logits = model(inputs[start:start + batch_size])
+                batch = inputs[start:start + batch_size]
+                recorder.describe_real_values = (real_stats_samples is None
+                                                 or start < real_stats_samples)
+                described += batch.shape[0] if recorder.describe_real_values else 0
+                logits = model(batch)
                 if labels is not None:
                     batch_labels = labels[start:start + batch_size]
                     correct += int((logits.argmax(dim=1) == batch_labels).sum())
@@ -68,6 +86,7 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
         selector_scorer=_selector_scorer(model), keep_ratios=_keep_ratios(model),
         accuracy=None if labels is None else correct / samples, seed=seed,
         neurobench=neurobench_metrics(model, recorder.records.values(), counts),
+        real_stats_samples=described,
     )
     layers = pd.DataFrame(list(rows))
     return Trace(manifest=manifest, layers=layers,

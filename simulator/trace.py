@@ -370,9 +370,14 @@ def base_manifest(*, source: str, preset: str = "", model_config: Mapping[str, A
                   timesteps: int, input_shape: Iterable[int], dataset: str, num_samples: int,
                   weight_sparsity: float = 0.0, selector_scorer: str | None = None,
                   keep_ratios: Iterable[float] = (), accuracy: float | None = None, seed: int = 0,
-                  neurobench: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A complete manifest with every key the schema requires."""
-    return {
+                  neurobench: Mapping[str, Any] | None = None,
+                  real_stats_samples: int | None = None) -> dict[str, Any]:
+    """A complete manifest with every key the schema requires.
+
+    `real_stats_samples` (optional key): how many samples the statistics of real-valued
+    intermediates (LIF currents, pre-activation outputs) were measured on.
+    """
+    manifest = {
         "schema_version": SCHEMA_VERSION,
         "source": source,
         "preset": preset,
@@ -388,6 +393,9 @@ def base_manifest(*, source: str, preset: str = "", model_config: Mapping[str, A
         "seed": int(seed),
         "neurobench": dict(neurobench or {}),
     }
+    if real_stats_samples is not None:
+        manifest["real_stats_samples"] = int(real_stats_samples)
+    return manifest
 
 
 def gemm_trace(m: int, n: int, k: int) -> Trace:

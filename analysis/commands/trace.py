@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--img-size", type=int, help="input size (default: as trained)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--real-stats-samples", default="64", metavar="N|all",
+                        help="samples (whole batches) on which the statistics no count needs "
+                             "are measured: LIF membrane currents, non-zero fraction of "
+                             "pre-activation outputs (default 64; 'all': every sample)")
     parser.add_argument("--out", required=True, help="trace directory to write")
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",
@@ -41,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, "
                              f"got {getattr(args, name)}")
+    if not args.synthetic:
+        _real_stats_samples(args.real_stats_samples)  # reject bad input before loading
     trace = _synthetic(args) if args.synthetic else _recorded(args)
     path = trace.save(args.out)
     layers = trace.layers
@@ -88,4 +94,14 @@ def _recorded(args: argparse.Namespace):
     images, labels = dataset.get_batch(torch.arange(count))
     return record_trace(loaded.model, images, labels, batch_size=args.batch_size,
                         preset=loaded.preset, dataset=loaded.data, seed=args.seed,
+                        real_stats_samples=_real_stats_samples(args.real_stats_samples),
                         progress=True)
+
+
+def _real_stats_samples(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--real-stats-samples must be a positive integer or 'all', "
+                         f"got {text!r}")
+    return int(text)

@@ -6,6 +6,7 @@ uses the closed-form kernels of trace_counts instead, so agreement checks both.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +18,14 @@ from sparsespikformer.model.lif import LIF
 from sparsespikformer.model.tracing import layer_shapes, record_trace
 from sparsespikformer.simulator.trace import Trace, synthetic_trace
 
-from active_model import TIMESTEPS, add_selectors, images, prune_randomly, small_model
+from active_model import (
+    TIMESTEPS,
+    add_selectors,
+    images,
+    prune_randomly,
+    small_form_model,
+    small_model,
+)
 
 def brute_force_counts(model, inputs):
     """{layer: (dense_macs, sops, effective_ops, nonzero_pairs)} per sample, by masked re-runs."""
@@ -77,15 +85,8 @@ def _three(x):
     return [x, x, (x != 0).double()], ["ones", "nonzero", "nonzero"]
 
 
-@pytest.mark.parametrize("variant", ["dense", "pruned", "selected", "pruned_selected"])
-def test_counts_equal_brute_force_recount(variant):
-    model = small_model()
-    if "pruned" in variant:
-        prune_randomly(model)
-    if "selected" in variant:
-        add_selectors(model)
-    inputs = images()
-    trace = record_trace(model, inputs)
+def _assert_counts_match_oracle(model, inputs, **record_options):
+    trace = record_trace(model, inputs, **record_options)
     oracle = brute_force_counts(model, inputs)
     layers = trace.layers.set_index("layer")
     assert set(oracle) == set(layers.index[layers.dense_macs > 0])
@@ -98,9 +99,71 @@ def test_counts_equal_brute_force_recount(variant):
     # the network must actually spike for this comparison to mean anything
     lif = layers[layers.kind == "lif"]
     assert (lif.out_firing_rate > 0.01).all() and (lif.out_firing_rate < 0.99).all()
+    return layers
+
+
+@pytest.mark.parametrize("variant", ["dense", "pruned", "selected", "pruned_selected"])
+def test_counts_equal_brute_force_recount(variant):
+    model = small_model()
+    if "pruned" in variant:
+        prune_randomly(model)
+    if "selected" in variant:
+        add_selectors(model)
+    layers = _assert_counts_match_oracle(model, images())
     if "pruned" in variant:
         linear = layers[layers.kind == "linear"]
         assert (linear.effective_ops < linear.sops).all()
+
+
+@pytest.mark.parametrize("form, options", [("imagenet", {}), ("dvs", {}),
+                                           ("imagenet", {"attn_order": "kv_first"})])
+def test_conv_forms_and_kv_first_counts_equal_brute_force(form, options):
+    """Tokens-last layouts (1x1 convs, (T, B, C, N) LIF inputs) and Q·(Kᵀ·V)."""
+    model = small_form_model(form, **options)
+    _assert_counts_match_oracle(model, images(frames=form == "dvs"), batch_size=4)
+
+
+@pytest.mark.parametrize("scorer", ["firing_rate", "random"])
+def test_parameterless_selectors_count_exactly(scorer):
+    _assert_counts_match_oracle(add_selectors(small_model(), scorer=scorer), images())
+
+
+def test_counts_do_not_depend_on_batching_or_described_samples():
+    model, inputs = small_model(), images()
+    whole = record_trace(model, inputs, batch_size=6, real_stats_samples=None)
+    split = record_trace(model, inputs, batch_size=2, real_stats_samples=2)
+    assert whole.manifest["real_stats_samples"] == 6
+    assert split.manifest["real_stats_samples"] == 2
+    exact = ["sops", "effective_ops", "nonzero_pairs", "dense_macs", "in_firing_rate",
+             "in_value_min", "in_value_max"]
+    a, b = whole.layers.set_index("layer"), split.layers.set_index("layer")
+    counted = a.kind != "lif"  # LIF inputs are membrane currents: described on 2 samples
+    pd.testing.assert_frame_equal(a.loc[counted, exact], b.loc[counted, exact])
+    lif = a.kind == "lif"
+    pd.testing.assert_series_equal(a.loc[lif, "out_firing_rate"], b.loc[lif, "out_firing_rate"])
+    for name in whole.arrays:
+        for key, values in whole.arrays[name].items():
+            np.testing.assert_array_equal(values, split.arrays[name][key], err_msg=name)
+
+
+def test_described_statistics_are_those_of_the_first_batches():
+    model, inputs = small_model(), images()
+    first_two = record_trace(model, inputs[:2], batch_size=2, real_stats_samples=None)
+    limited = record_trace(model, inputs, batch_size=2, real_stats_samples=1)
+    a, b = first_two.layers.set_index("layer"), limited.layers.set_index("layer")
+    lif = a.kind == "lif"
+    for column in ("in_value_min", "in_value_max", "in_value_mean", "in_firing_rate"):
+        pd.testing.assert_series_equal(a.loc[lif, column], b.loc[lif, column])
+    linear = a.kind == "linear"
+    pd.testing.assert_series_equal(a.loc[linear, "out_firing_rate"],
+                                   b.loc[linear, "out_firing_rate"])
+
+
+def test_record_trace_rejects_bad_options():
+    with pytest.raises(ValueError, match="real_stats_samples"):
+        record_trace(small_model(), images(count=2), real_stats_samples=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        record_trace(small_model(), images(count=2), batch_size=0)
 
 
 def test_firing_rates_equal_raw_spike_means():

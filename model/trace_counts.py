@@ -12,17 +12,20 @@ weights input element i meets: for a linear map it depends only on the input fea
 convolution also on the position (fewer outputs reach the border), which `conv_tap_sums`
 handles exactly. A signed input counts by magnitude.
 
-Two stages, so that recording stays cheap: per batch, `reduce_*` shrinks the input to a few
-small sums (the only passes over the activation); after the last batch, `*_counts` turns the
-concatenated sums into counts. Reductions go through `tensor_stats.exact_sum` (float32 where
-the partial sums of integer inputs provably stay exact), so counts of spike and integer
-inputs are exact integers.
+Two stages, so that recording stays cheap: `reduce_*` shrinks a batch's input to a few small
+sums (the only passes over the activation); `*_counts_from` turns them into the batch's
+per-sample counts in numpy, where small-array operations cost a few µs, several times less
+than in torch. `LayerCounts.concat` joins the batches. Reductions go through
+`tensor_stats.exact_sum` (float32 where the partial sums of integer inputs provably stay
+exact), and numpy sums them in float64, so counts of spike and integer inputs are exact
+integers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .tensor_stats import (
@@ -37,55 +40,59 @@ from .tensor_stats import (
 )
 
 
+F64_NP = np.float64
+
+
 @dataclass(frozen=True)
 class LayerCounts:
-    """Per-sample counts, each a float64 tensor of shape (B,)."""
+    """Per-sample counts, each a float64 array of shape (B,)."""
 
-    sops: torch.Tensor
-    effective_ops: torch.Tensor
-    nonzero_pairs: torch.Tensor
-    in_events: torch.Tensor  # Σ input values
-    events_per_step_token: torch.Tensor  # (T, tokens): Σ input values, summed over the batch
+    sops: np.ndarray
+    effective_ops: np.ndarray
+    nonzero_pairs: np.ndarray
+    in_events: np.ndarray  # Σ input values
+    events_per_step_token: np.ndarray  # (T, tokens): Σ input values, summed over the batch
 
+    @staticmethod
+    def concat(batches: list[LayerCounts]) -> LayerCounts:
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(b, name) for b in batches])
 
-class Reductions:
-    """Sums of one batch; every field has the batch on axis 1, so batches concatenate."""
+        return LayerCounts(joined("sops"), joined("effective_ops"), joined("nonzero_pairs"),
+                           joined("in_events"),
+                           np.sum([b.events_per_step_token for b in batches], axis=0))
 
-    @classmethod
-    def concat(cls, batches: list[Reductions]) -> Reductions:
-        return cls(**{f.name: _cat([getattr(b, f.name) for b in batches])
-                      for f in fields(cls)})
-
-
-def _cat(parts: list[torch.Tensor | None]) -> torch.Tensor | None:
-    if any(part is None for part in parts):
-        return None
-    return torch.cat(parts, dim=1).to(F64)  # mixed float32 / float64 parts promote
-
-
-def _per_sample(x: torch.Tensor) -> torch.Tensor:
-    """(T, B, ...) -> (B,) float64."""
-    return x.to(F64).transpose(0, 1).flatten(1).sum(dim=1)
+    @staticmethod
+    def events_only(events: np.ndarray, per_sample: np.ndarray) -> LayerCounts:
+        """A row without MACs (LIF: output spikes; pool, selector: input values)."""
+        zeros = np.zeros_like(per_sample)
+        return LayerCounts(zeros, zeros, zeros, per_sample, events)
 
 
-def nonzero_fanout(weight: torch.Tensor) -> torch.Tensor:
+def _sum(x: torch.Tensor, axis) -> np.ndarray:
+    """Σ of a reduction result over `axis` in float64 numpy (exact for its integers)."""
+    return x.numpy().sum(axis=axis, dtype=F64_NP)
+
+
+def _per_sample(x: np.ndarray) -> np.ndarray:
+    """(T, B, ...) -> (B,)."""
+    return x.sum(axis=tuple(a for a in range(x.ndim) if a != 1))
+
+
+def nonzero_fanout(weight: torch.Tensor) -> np.ndarray:
     """Non-zero weights each input feature (and kernel tap) meets: (C_in[*kh*kw],) float64."""
-    return weight.flatten(1).ne(0).sum(dim=0).to(F64)
+    return (weight.detach().flatten(1) != 0).sum(dim=0).numpy().astype(F64_NP)
 
 
 # ------------------------------------------------------------------------- token inputs
 
 @dataclass(frozen=True)
-class TokenReductions(Reductions):
-    """Of a (T, B, N, C) token input: what a linear map's counts and the events need."""
+class TokenReductions:
+    """Of one batch's (T, B, N, C) token input: what a linear map's counts and events need."""
 
     per_token: torch.Tensor  # (T, B, N): Σ over channels
     per_step_feature: torch.Tensor | None  # (T, B, C): Σ over tokens
     per_step_feature_nz: torch.Tensor | None  # the same for [x != 0]; None when x is 0/1
-
-    def nonzero_sums(self) -> torch.Tensor | None:
-        return self.per_step_feature if self.per_step_feature_nz is None \
-            else self.per_step_feature_nz
 
 
 def reduce_tokens(x: torch.Tensor, stats: TensorStats, features: bool = True,
@@ -101,19 +108,26 @@ def reduce_tokens(x: torch.Tensor, stats: TensorStats, features: bool = True,
     return TokenReductions(per_token, exact_sum(x, 2, stats), nonzero)
 
 
-def token_events(r: TokenReductions) -> tuple[torch.Tensor, torch.Tensor]:
+def token_events(r: TokenReductions | ConvReductions) -> tuple[np.ndarray, np.ndarray]:
     """(T, N) events summed over the batch, and (B,) per sample."""
-    return r.per_token.to(F64).sum(dim=1), _per_sample(r.per_token)
+    per_token = r.per_token.numpy()
+    return per_token.sum(axis=1, dtype=F64_NP), per_token.sum(axis=(0, 2), dtype=F64_NP)
+
+
+def token_events_counts(r: TokenReductions) -> LayerCounts:
+    return LayerCounts.events_only(*token_events(r))
 
 
 def linear_counts_from(r: TokenReductions, out_features: int,
-                       fanout: torch.Tensor) -> LayerCounts:
+                       fanout: np.ndarray) -> LayerCounts:
     """Counts of a linear map (out_features, C_in) with the given non-zero fan-out."""
     events, per_sample = token_events(r)
+    features = _sum(r.per_step_feature, 0)  # (B, C)
+    nonzero = features if r.per_step_feature_nz is None else _sum(r.per_step_feature_nz, 0)
     return LayerCounts(
         sops=per_sample * float(out_features),
-        effective_ops=r.per_step_feature.to(F64).sum(dim=0) @ fanout,
-        nonzero_pairs=r.nonzero_sums().to(F64).sum(dim=0) @ fanout,
+        effective_ops=features @ fanout,
+        nonzero_pairs=nonzero @ fanout,
         in_events=per_sample,
         events_per_step_token=events,
     )
@@ -137,8 +151,8 @@ class ConvGeometry:
 
 
 @dataclass(frozen=True)
-class ConvReductions(Reductions):
-    """Of a (T, B, C, H, W) conv input."""
+class ConvReductions:
+    """Of one batch's (T, B, C, H, W) conv input."""
 
     per_token: torch.Tensor  # (T, B, H*W): Σ over channels
     taps: torch.Tensor  # (T, B, C*kh*kw): see conv_tap_sums
@@ -192,12 +206,12 @@ def reduce_conv(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats,
 
 
 def conv_counts_from(r: ConvReductions, out_channels: int,
-                     fanout: torch.Tensor) -> LayerCounts:
-    taps = r.taps.to(F64).sum(dim=0)  # (B, C*kh*kw)
-    taps_nz = taps if r.taps_nz is None else r.taps_nz.to(F64).sum(dim=0)
+                     fanout: np.ndarray) -> LayerCounts:
+    taps = _sum(r.taps, 0)  # (B, C*kh*kw)
+    taps_nz = taps if r.taps_nz is None else _sum(r.taps_nz, 0)
     events, per_sample = token_events(r)
     return LayerCounts(
-        sops=taps.sum(dim=1) * float(out_channels),
+        sops=taps.sum(axis=1) * float(out_channels),
         effective_ops=taps @ fanout,
         nonzero_pairs=taps_nz @ fanout,
         in_events=per_sample,
@@ -217,8 +231,8 @@ def conv2d_counts(x: torch.Tensor, weight: torch.Tensor, out_hw: tuple[int, int]
 # ------------------------------------------------------------------------- attention products
 
 @dataclass(frozen=True)
-class MatmulReductions(Reductions):
-    """Of a @ b, a (T, B, heads, M, K) the input, b (T, B, heads, K, N) the operand."""
+class MatmulReductions:
+    """Of one batch's a @ b, a (T, B, heads, M, K) the input, b (T, B, heads, K, N)."""
 
     a_rows: torch.Tensor  # (T, B, heads, M): Σ over K
     a_columns: torch.Tensor  # (T, B, heads, K): Σ over M
@@ -235,11 +249,12 @@ class ProductInputSums:
     columns: torch.Tensor  # (T, B, heads, K): Σ over M
     columns_nz: torch.Tensor | None  # the same for [a != 0]; None when a is 0/1
 
-    def total(self) -> torch.Tensor:
-        return self.columns.sum(dtype=F64)
+    def total(self) -> float:
+        return float(self.columns.numpy().sum(dtype=np.float64))
 
-    def nonzero(self) -> torch.Tensor:
-        return (self.columns if self.columns_nz is None else self.columns_nz).sum(dtype=F64)
+    def nonzero(self) -> float:
+        nonzero = self.columns if self.columns_nz is None else self.columns_nz
+        return float(nonzero.numpy().sum(dtype=np.float64))
 
 
 def reduce_product_input(a: torch.Tensor, stats: TensorStats, scratch: Scratch | None = None
@@ -265,16 +280,16 @@ def matmul_counts_from(r: MatmulReductions, b_columns: int) -> LayerCounts:
     """Input element a[m, j] meets the non-zeros of row j of b, so
     Σ_{m,j} a[m,j] · nnz(b[j, :]) = Σ_j (Σ_m a[m,j]) · nnz(b[j, :]).
     """
-    columns = r.a_columns.to(F64)
-    columns_nz = columns if r.a_columns_nz is None else r.a_columns_nz.to(F64)
-    b_nonzeros = r.b_row_nonzeros.to(F64)
+    columns = r.a_columns.numpy().astype(F64_NP)
+    columns_nz = columns if r.a_columns_nz is None else r.a_columns_nz.numpy().astype(F64_NP)
+    b_nonzeros = r.b_row_nonzeros.numpy().astype(F64_NP)
     per_sample = _per_sample(columns)
     return LayerCounts(
         sops=per_sample * float(b_columns),
         effective_ops=_per_sample(columns * b_nonzeros),
         nonzero_pairs=_per_sample(columns_nz * b_nonzeros),
         in_events=per_sample,
-        events_per_step_token=r.a_rows.to(F64).sum(dim=(1, 2)),  # (T, M): per row of a
+        events_per_step_token=_sum(r.a_rows, (1, 2)),  # (T, M): per row of a
     )
 
 

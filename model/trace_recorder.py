@@ -17,13 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from .attention import SpikeMatmul
 from .lif import LIF
 from .tensor_stats import (
-    F64,
     INDICATOR,
     StatsCache,
     TensorStats,
@@ -35,11 +35,8 @@ from .tensor_stats import (
 from .token_selector import TokenSelector
 from .trace_counts import (
     ConvGeometry,
-    ConvReductions,
     LayerCounts,
-    MatmulReductions,
     ProductInputSums,
-    Reductions,
     TokenReductions,
     conv_counts_from,
     linear_counts_from,
@@ -49,7 +46,7 @@ from .trace_counts import (
     reduce_matmul,
     reduce_product_input,
     reduce_tokens,
-    token_events,
+    token_events_counts,
 )
 
 _BLOCK = re.compile(r"(?:^|\.)(?:block|token_selectors)\.(\d+)(?:\.|$)")
@@ -83,7 +80,7 @@ class LayerRecord:
     out_count: int = 0
     operand_nonzero: float = 0.0
     operand_count: int = 0
-    reductions: list[Reductions] = field(default_factory=list)
+    batch_counts: list[LayerCounts] = field(default_factory=list)
 
     def set_weight(self, weight: torch.Tensor) -> None:
         if self.weight is None:  # weights do not change while recording
@@ -106,16 +103,12 @@ class LayerRecord:
 
     def counts(self) -> LayerCounts:
         """Per-sample counts over every batch seen."""
-        r = type(self.reductions[0]).concat(self.reductions)
-        if isinstance(r, ConvReductions):
-            return conv_counts_from(r, self.gemm[1], self.fanout)
-        if isinstance(r, MatmulReductions):
-            return matmul_counts_from(r, self.gemm[1])
-        if r.per_step_feature is not None:
-            return linear_counts_from(r, self.gemm[1], self.fanout)
-        events, per_sample = token_events(r)  # a row without MACs: LIF, pool, selector
-        zeros = torch.zeros_like(per_sample)
-        return LayerCounts(zeros, zeros, zeros, per_sample, events)
+        return LayerCounts.concat(self.batch_counts)
+
+
+def _sum(sums: torch.Tensor) -> float:
+    """Σ of a small reduction result, in numpy (a few µs, against ~10 in torch)."""
+    return float(sums.numpy().sum(dtype=np.float64))
 
 
 def _block_of(name: str) -> int:
@@ -176,12 +169,12 @@ class TraceRecorder:
         return self.records[name]
 
     def _observe_reduced_input(self, record: LayerRecord, x: torch.Tensor, stats: TensorStats,
-                               total: torch.Tensor, nonzero: torch.Tensor | None) -> None:
+                               total: float, nonzero: float | None) -> None:
         """Input statistics from the batch's reductions (`nonzero` None: count it here)."""
-        total = float(total)
         if stats.binary:
             nonzero = total
-        nonzero = nonzero_count(x, self._cache.scratch) if nonzero is None else float(nonzero)
+        elif nonzero is None:
+            nonzero = nonzero_count(x, self._cache.scratch)
         record.observe_input(stats, total, nonzero, x.numel())
 
     def _reduce_tokens(self, x: torch.Tensor, stats: TensorStats, features: bool = True
@@ -230,11 +223,11 @@ class TraceRecorder:
             return
         stats = self._cache.stats(x)
         reduced = self._reduce_tokens(x, stats)
-        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64),
-                                    reduced.nonzero_sums().sum(dtype=F64))
+        nonzero = reduced.per_step_feature if stats.binary else reduced.per_step_feature_nz
+        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), _sum(nonzero))
         if self.describe_real_values:
             record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.reductions.append(reduced)
+        record.batch_counts.append(linear_counts_from(reduced, c_out, record.fanout))
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
@@ -255,10 +248,10 @@ class TraceRecorder:
         geometry = ConvGeometry((kh, kw), (h_out, w_out), module.stride, module.padding,
                                 module.dilation)
         reduced = reduce_conv(frames, geometry, stats, self._cache.scratch)
-        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
         if self.describe_real_values:
             record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.reductions.append(reduced)
+        record.batch_counts.append(conv_counts_from(reduced, c_out, record.fanout))
 
     # --------------------------------------------------------------------- attention
 
@@ -278,9 +271,9 @@ class TraceRecorder:
         a_sums = self._product_input(a, stats_a)
         self._observe_reduced_input(record, a, stats_a, a_sums.total(), a_sums.nonzero())
         reduced = reduce_matmul(a, b, stats_a, stats_b, scratch, a_sums)
-        record.operand_nonzero += float(reduced.b_row_nonzeros.sum(dtype=F64))
+        record.operand_nonzero += _sum(reduced.b_row_nonzeros)
         record.operand_count += b.numel()
-        record.reductions.append(reduced)
+        record.batch_counts.append(matmul_counts_from(reduced, cols))
         if module.role in _FIRST_PRODUCTS:
             # Its output is the next product's input: reduce it once, for both.
             out_stats = product_stats(out, stats_a, stats_b, inner, scratch)
@@ -314,10 +307,10 @@ class TraceRecorder:
         # The output is 0/1 by construction (a comparison written as 0.0 / 1.0): its sum
         # gives its statistics, which the layers reading these spikes then reuse.
         reduced = self._reduce_tokens(per_step, INDICATOR, features=False)
-        spikes_total = float(reduced.per_token.sum(dtype=F64))
+        spikes_total = _sum(reduced.per_token)
         self._cache.set_stats(spikes, spike_stats(spikes_total, spikes.numel()))
         record.observe_output(spikes_total, spikes.numel())
-        record.reductions.append(reduced)
+        record.batch_counts.append(token_events_counts(reduced))
 
     def _on_pool(self, name: str, x: torch.Tensor, y: torch.Tensor) -> None:
         record = self._record(name, "pool", self.timesteps)
@@ -331,9 +324,9 @@ class TraceRecorder:
         frames = x.reshape(self.timesteps, -1, *x.shape[1:])  # (T, B, C, H, W)
         tokens = frames.flatten(3).transpose(2, 3)  # (T, B, H*W, C)
         reduced = self._reduce_tokens(tokens, stats, features=False)
-        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
         record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.reductions.append(reduced)
+        record.batch_counts.append(token_events_counts(reduced))
 
     def _on_parameterless_selector(self, name: str, x: torch.Tensor, kept: torch.Tensor) -> None:
         # firing-rate / random scorers: no MACs, the rates are adds on the selector unit
@@ -346,9 +339,9 @@ class TraceRecorder:
             return
         stats = self._cache.stats(x)
         reduced = self._reduce_tokens(x, stats, features=False)
-        self._observe_reduced_input(record, x, stats, reduced.per_token.sum(dtype=F64), None)
+        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
         record.observe_output(nonzero_count(kept, self._cache.scratch), kept.numel())
-        record.reductions.append(reduced)
+        record.batch_counts.append(token_events_counts(reduced))
 
 
 def _is_pointwise(module: nn.Module) -> bool:

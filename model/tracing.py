@@ -100,7 +100,7 @@ def _sample_shape(inputs: torch.Tensor) -> list[int]:
 
 def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int
                ) -> tuple[dict, dict[str, np.ndarray]]:
-    per_sample = {key: getattr(counts, key).numpy()
+    per_sample = {key: getattr(counts, key)
                   for key in ("sops", "effective_ops", "nonzero_pairs", "in_events")}
     n = record.gemm[1]
     weight = record.weight
@@ -121,7 +121,7 @@ def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int
         "nonzero_pairs": float(per_sample["nonzero_pairs"].mean()),
     })
     arrays = {
-        "events_per_step_token": (counts.events_per_step_token / samples).numpy(),
+        "events_per_step_token": counts.events_per_step_token / samples,
         "sample_effective_ops": per_sample["effective_ops"],
         "sample_in_events": per_sample["in_events"],
     }

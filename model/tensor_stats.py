@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 F64 = torch.float64
-_F32_EXACT_LIMIT = 2.0 ** 24  # float32 represents every integer below this exactly
+F32_EXACT_LIMIT = 2.0 ** 24  # float32 represents every integer below this exactly
 
 
 @dataclass(frozen=True)
@@ -100,17 +100,17 @@ def _temporary(x: torch.Tensor, scratch: Scratch | None) -> torch.Tensor | None:
 
 def exact_sum(x: torch.Tensor, dim: int | Sequence[int] | None, stats: TensorStats
               ) -> torch.Tensor:
-    """Σ over `dim` (None: everything) as float64.
+    """Σ over `dim` (None: everything), every value of the result exact.
 
     Float32 accumulation when the values are integers and (elements reduced) x (largest
     magnitude) < 2**24: every partial sum is then an integer float32 holds exactly, in any
-    summation order. Otherwise float64 accumulation.
+    summation order, and the result stays float32 (callers sum it further in float64).
+    Otherwise float64 accumulation and a float64 result.
     """
     dims = range(x.dim()) if dim is None else ((dim,) if isinstance(dim, int) else dim)
     reduced = prod(x.shape[d] for d in dims)
-    if stats.integer and reduced * stats.bound < _F32_EXACT_LIMIT:
-        total = x.sum() if dim is None else x.sum(dim=dim)
-        return total.to(F64)
+    if stats.integer and reduced * stats.bound < F32_EXACT_LIMIT:
+        return x.sum() if dim is None else x.sum(dim=dim)
     return x.sum(dtype=F64) if dim is None else x.sum(dim=dim, dtype=F64)
 
 
@@ -135,21 +135,6 @@ def classify(x: torch.Tensor, scratch: Scratch | None = None) -> TensorStats:
     binary = 0.0 <= low and high <= 1.0 and _all_binary(flat, scratch)
     integer = binary or _all_integer(flat, low >= 0, scratch)
     return TensorStats(low, high, binary, integer)
-
-
-def product_stats(product: torch.Tensor, a: TensorStats, b: TensorStats, inner: int,
-                  scratch: Scratch | None = None) -> TensorStats:
-    """Stats of a @ b, with the kind of values inferred from the operands where possible.
-
-    Non-negative integer operands give a non-negative integer product, computed exactly in
-    float32 when no partial sum can reach 2**24: then only the range needs a pass (the
-    attention map is the largest activation in the model).
-    """
-    exact = inner * a.bound * b.bound < _F32_EXACT_LIMIT
-    if not (a.integer and b.integer and a.nonnegative and b.nonnegative and exact):
-        return classify(product, scratch)
-    low, high = (float(v) for v in torch.aminmax(_in_memory_order(product)))
-    return TensorStats(low, high, binary=high <= 1.0, integer=True)
 
 
 def summarize_real(x: torch.Tensor, scratch: Scratch | None = None) -> RealSummary:
@@ -184,7 +169,7 @@ def _total(flat: torch.Tensor, exact: bool, bound: float) -> float:
     so the total is exact. Otherwise rows of 4096 values: deterministic, float32-accurate.
     """
     if exact:
-        row = flat.numel() if bound == 0 else max(1, int(_F32_EXACT_LIMIT // (2 * bound)))
+        row = flat.numel() if bound == 0 else max(1, int(F32_EXACT_LIMIT // (2 * bound)))
     else:
         row = 4096
     if row >= flat.numel():
@@ -197,7 +182,7 @@ def _total(flat: torch.Tensor, exact: bool, bound: float) -> float:
 def _nonzero(flat: torch.Tensor, scratch: Scratch | None) -> float:
     """Σ sign(x)²: one elementwise pass and a dot product, both fast kernels."""
     signs = torch.sign(flat, out=_temporary(flat, scratch))
-    if flat.numel() < _F32_EXACT_LIMIT:  # the dot's partial sums are integers below 2**24
+    if flat.numel() < F32_EXACT_LIMIT:  # the dot's partial sums are integers below 2**24
         return float(torch.dot(signs, signs))
     return _total(signs.abs_(), exact=True, bound=1.0)
 

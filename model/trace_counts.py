@@ -23,12 +23,14 @@ integers.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .tensor_stats import (
+    F32_EXACT_LIMIT,
     F64,
     INDICATOR,
     Scratch,
@@ -159,9 +161,13 @@ class ConvReductions:
     taps_nz: torch.Tensor | None  # the same for [x != 0]; None when x is 0/1
 
 
+@functools.lru_cache(maxsize=64)
 def _tap_selector(size: int, out_size: int, taps: int, stride: int, padding: int,
                   dilation: int, dtype: torch.dtype) -> torch.Tensor:
-    """(taps, size) 0/1: which input rows (or columns) kernel tap i reads over all outputs."""
+    """(taps, size) 0/1: which input rows (or columns) kernel tap i reads over all outputs.
+
+    Cached (one per layer geometry): callers must not modify it.
+    """
     selector = torch.zeros(taps, size, dtype=dtype)
     for tap in range(taps):
         positions = tap * dilation - padding + stride * torch.arange(out_size)
@@ -264,6 +270,37 @@ def reduce_product_input(a: torch.Tensor, stats: TensorStats, scratch: Scratch |
     nonzero = None if stats.binary else exact_sum(indicator(a, stats, scratch), 3, INDICATOR)
     return ProductInputSums(rows=exact_sum(a, 4, stats), columns=exact_sum(a, 3, stats),
                             columns_nz=nonzero)
+
+
+def reduce_product_output(product: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+                          stats_a: TensorStats, stats_b: TensorStats, reduced: MatmulReductions,
+                          scratch: Scratch | None = None
+                          ) -> tuple[TensorStats, ProductInputSums]:
+    """Stats of product = a @ b and its input-side sums, for the product that reads it next.
+
+    Non-negative integer operands (spikes) give a non-negative integer product, computed
+    exactly in float32 while no partial sum reaches 2**24, whose row and column sums follow
+    from the operands': rows = a · (b 1), columns = (1ᵀ a) · b, two small matmuls instead of
+    two passes over the product (the attention map, the largest activation). Only its
+    maximum and non-zero pattern need the product itself. Other operands: read it all.
+    """
+    rows, inner = a.shape[-2], a.shape[-1]
+    largest = max(rows, b.shape[-1]) * inner * stats_a.bound * stats_b.bound
+    if not (stats_a.integer and stats_b.integer and stats_a.nonnegative
+            and stats_b.nonnegative and largest < F32_EXACT_LIMIT):
+        stats = classify(product, scratch)
+        return stats, reduce_product_input(product, stats, scratch)
+    high = float(product.amax())
+    b_row_sums = reduced.b_row_nonzeros if stats_b.binary else exact_sum(b, 4, stats_b)
+    sums = ProductInputSums(
+        rows=torch.matmul(a, b_row_sums.to(a.dtype).unsqueeze(-1)).squeeze(-1),
+        columns=torch.matmul(reduced.a_columns.to(b.dtype).unsqueeze(-2), b).squeeze(-2),
+        columns_nz=None if high <= 1.0 else exact_sum(torch.sign(
+            product, out=None if scratch is None else scratch.like(product)), 3, INDICATOR))
+    # Non-negative: the minimum is 0 unless every entry is non-zero.
+    dense = sums.nonzero() == product.numel()
+    low = float(product.amin()) if dense else 0.0
+    return TensorStats(low, high, binary=high <= 1.0, integer=True), sums
 
 
 def reduce_matmul(a: torch.Tensor, b: torch.Tensor, stats_a: TensorStats,

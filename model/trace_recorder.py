@@ -28,7 +28,6 @@ from .tensor_stats import (
     StatsCache,
     TensorStats,
     nonzero_count,
-    product_stats,
     spike_stats,
     summarize_real,
 )
@@ -45,6 +44,7 @@ from .trace_counts import (
     reduce_conv,
     reduce_matmul,
     reduce_product_input,
+    reduce_product_output,
     reduce_tokens,
     token_events_counts,
 )
@@ -275,11 +275,12 @@ class TraceRecorder:
         record.operand_count += b.numel()
         record.batch_counts.append(matmul_counts_from(reduced, cols))
         if module.role in _FIRST_PRODUCTS:
-            # Its output is the next product's input: reduce it once, for both.
-            out_stats = product_stats(out, stats_a, stats_b, inner, scratch)
+            # Its output is the next product's input: describe and reduce it once, for both.
+            out_stats, out_sums = reduce_product_output(out, a, b, stats_a, stats_b, reduced,
+                                                        scratch)
             self._cache.set_stats(out, out_stats)
-            record.observe_output(float(self._product_input(out, out_stats).nonzero()),
-                                 out.numel())
+            self._cache.memo(out, "product_input", lambda: out_sums)
+            record.observe_output(out_sums.nonzero(), out.numel())
         elif self.describe_real_values:
             record.observe_output(nonzero_count(out, scratch), out.numel())
 

@@ -14,7 +14,6 @@ from sparsespikformer.model.tensor_stats import (
     classify,
     exact_sum,
     nonzero_count,
-    product_stats,
     summarize_real,
 )
 
@@ -88,17 +87,6 @@ def test_exact_sum_of_real_values_uses_float64():
     x = torch.tensor([1e8, 1.0, -1e8, 0.25])
     stats = TensorStats(low=-1e8, high=1e8, binary=False, integer=False)
     assert float(exact_sum(x, None, stats)) == 1.25
-
-
-def test_product_stats_infers_integers_from_the_operands():
-    generator = torch.Generator().manual_seed(6)
-    q = (torch.rand(2, 3, 5, 4, generator=generator) < 0.5).float()
-    k = (torch.rand(2, 3, 4, 5, generator=generator) < 0.5).float()
-    product = q @ k
-    stats = product_stats(product, classify(q), classify(k), inner=4)
-    assert stats == classify(product)
-    real = product_stats(product * 0.3, classify(q * 0.3), classify(k), inner=4)
-    assert real == classify(product * 0.3)
 
 
 def test_cache_shares_statistics_between_views_and_notices_writes():

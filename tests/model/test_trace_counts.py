@@ -111,3 +111,35 @@ def test_batches_of_different_value_kinds_concatenate_exactly():
     whole = linear_counts(torch.cat([binary, integer], dim=1), weight)
     for key in ("sops", "effective_ops", "nonzero_pairs", "in_events", "events_per_step_token"):
         np.testing.assert_array_equal(getattr(together, key), getattr(whole, key), err_msg=key)
+
+
+@pytest.mark.parametrize("make_operands", [
+    lambda g: (torch.rand(2, 3, 2, 5, 4, generator=g) < 0.4, torch.rand(2, 3, 2, 4, 6, generator=g)
+               < 0.4),  # spikes: a sparse attention map
+    lambda g: (torch.rand(2, 3, 2, 5, 4, generator=g) < 0.1, torch.rand(2, 3, 2, 4, 6, generator=g)
+               < 0.1),  # mostly-zero rows
+    lambda g: (torch.ones(2, 3, 2, 5, 4), torch.ones(2, 3, 2, 4, 6)),  # dense: min from a pass
+    lambda g: (torch.randint(0, 3, (2, 3, 2, 5, 4), generator=g), torch.rand(2, 3, 2, 4, 6,
+               generator=g) < 0.5),  # integer input
+    lambda g: (torch.rand(2, 3, 2, 5, 4, generator=g), torch.rand(2, 3, 2, 4, 6, generator=g)),
+])
+def test_product_output_from_operands_equals_reading_the_product(make_operands):
+    from sparsespikformer.model.tensor_stats import classify
+    from sparsespikformer.model.trace_counts import (
+        reduce_matmul,
+        reduce_product_input,
+        reduce_product_output,
+    )
+
+    a, b = (t.float() for t in make_operands(torch.Generator().manual_seed(9)))
+    product = a @ b
+    stats_a, stats_b = classify(a), classify(b)
+    stats, sums = reduce_product_output(product, a, b, stats_a, stats_b,
+                                        reduce_matmul(a, b, stats_a, stats_b))
+    expected_stats = classify(product)
+    expected = reduce_product_input(product, expected_stats)
+    assert stats == expected_stats
+    for field in ("rows", "columns"):
+        np.testing.assert_array_equal(getattr(sums, field).numpy(),
+                                      getattr(expected, field).numpy(), err_msg=field)
+    assert sums.nonzero() == expected.nonzero() == float((product != 0).sum())

@@ -25,8 +25,6 @@ from .trace_recorder import LayerRecord, TraceRecorder, _block_of
 
 log = logging.getLogger(__name__)
 
-# Samples whose membrane currents and pre-activation outputs are described (see record_trace).
-DEFAULT_REAL_STATS_SAMPLES = 64
 
 # Block layers whose input is the residual stream (sums of spikes, small integers).
 _RESIDUAL_INPUT_SUFFIXES = ("q_linear", "k_linear", "v_linear", "q_conv", "k_conv", "v_conv",
@@ -36,16 +34,16 @@ _RESIDUAL_INPUT_SUFFIXES = ("q_linear", "k_linear", "v_linear", "q_conv", "k_con
 @torch.no_grad()
 def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None, *,
                  batch_size: int = 64, preset: str = "", dataset: str = "", seed: int = 0,
-                 real_stats_samples: int | None = DEFAULT_REAL_STATS_SAMPLES,
+                 real_stats_samples: int | None = None,
                  progress: bool = False) -> Trace:
     """Trace `inputs` (S, C, H, W) or (S, T, C, H, W) through `model` (put in eval mode).
 
     `labels` (S,) give the manifest's accuracy. Counts are per sample, averaged over S,
-    exact over every sample. `real_stats_samples`: the statistics no count depends on (the
-    range, mean and non-zero fraction of LIF membrane currents; the non-zero fraction of
-    conv / linear / second attention product outputs) come from the batches that start
-    within the first this many samples (None: every batch); the manifest records how many
-    samples they cover. They cost more than all the counts together.
+    exact over every sample. `real_stats_samples` trades some exactness for speed: the
+    statistics no count depends on (the range, mean and non-zero fraction of LIF membrane
+    currents; the non-zero fraction of conv / linear / second attention product outputs)
+    then come only from the batches that start within the first this many samples (default
+    None: every batch); the manifest records how many samples they cover.
     """
     if inputs.shape[0] < 1:
         raise ValueError("record_trace: no input samples")

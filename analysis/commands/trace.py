@@ -24,10 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--img-size", type=int, help="input size (default: as trained)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--real-stats-samples", default="64", metavar="N|all",
-                        help="samples (whole batches) on which the statistics no count needs "
-                             "are measured: LIF membrane currents, non-zero fraction of "
-                             "pre-activation outputs (default 64; 'all': every sample)")
+    parser.add_argument("--real-stats-samples", default="all", metavar="N|all",
+                        help="measure the statistics no count needs (LIF membrane currents, "
+                             "non-zero fraction of pre-activation outputs) on the first N "
+                             "samples only, in whole batches: faster (default: all)")
     parser.add_argument("--out", required=True, help="trace directory to write")
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",

@@ -168,7 +168,7 @@ def _total(flat: torch.Tensor, exact: bool, bound: float) -> float:
     `exact` (integer values): rows short enough that every partial sum stays below 2**24,
     so the total is exact. Otherwise rows of 4096 values: deterministic, float32-accurate.
     """
-    if exact:
+    if exact:  # every row sum at most half the limit
         row = flat.numel() if bound == 0 else max(1, int(F32_EXACT_LIMIT // (2 * bound)))
     else:
         row = 4096

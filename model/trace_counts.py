@@ -71,8 +71,9 @@ class LayerCounts:
         return LayerCounts(zeros, zeros, zeros, per_sample, events)
 
 
-def _sum(x: torch.Tensor, axis) -> np.ndarray:
-    """Σ of a reduction result over `axis` in float64 numpy (exact for its integers)."""
+def sum_f64(x: torch.Tensor, axis=None) -> np.ndarray:
+    """Σ of a (small) reduction result over `axis` (None: all) in float64 numpy: exact for
+    its integers, and a few µs where a torch call costs ten."""
     return x.numpy().sum(axis=axis, dtype=F64_NP)
 
 
@@ -124,8 +125,8 @@ def linear_counts_from(r: TokenReductions, out_features: int,
                        fanout: np.ndarray) -> LayerCounts:
     """Counts of a linear map (out_features, C_in) with the given non-zero fan-out."""
     events, per_sample = token_events(r)
-    features = _sum(r.per_step_feature, 0)  # (B, C)
-    nonzero = features if r.per_step_feature_nz is None else _sum(r.per_step_feature_nz, 0)
+    features = sum_f64(r.per_step_feature, 0)  # (B, C)
+    nonzero = features if r.per_step_feature_nz is None else sum_f64(r.per_step_feature_nz, 0)
     return LayerCounts(
         sops=per_sample * float(out_features),
         effective_ops=features @ fanout,
@@ -213,8 +214,8 @@ def reduce_conv(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats,
 
 def conv_counts_from(r: ConvReductions, out_channels: int,
                      fanout: np.ndarray) -> LayerCounts:
-    taps = _sum(r.taps, 0)  # (B, C*kh*kw)
-    taps_nz = taps if r.taps_nz is None else _sum(r.taps_nz, 0)
+    taps = sum_f64(r.taps, 0)  # (B, C*kh*kw)
+    taps_nz = taps if r.taps_nz is None else sum_f64(r.taps_nz, 0)
     events, per_sample = token_events(r)
     return LayerCounts(
         sops=taps.sum(axis=1) * float(out_channels),
@@ -256,11 +257,10 @@ class ProductInputSums:
     columns_nz: torch.Tensor | None  # the same for [a != 0]; None when a is 0/1
 
     def total(self) -> float:
-        return float(self.columns.numpy().sum(dtype=np.float64))
+        return float(sum_f64(self.columns))
 
     def nonzero(self) -> float:
-        nonzero = self.columns if self.columns_nz is None else self.columns_nz
-        return float(nonzero.numpy().sum(dtype=np.float64))
+        return float(sum_f64(self.columns if self.columns_nz is None else self.columns_nz))
 
 
 def reduce_product_input(a: torch.Tensor, stats: TensorStats, scratch: Scratch | None = None
@@ -291,16 +291,17 @@ def reduce_product_output(product: torch.Tensor, a: torch.Tensor, b: torch.Tenso
         stats = classify(product, scratch)
         return stats, reduce_product_input(product, stats, scratch)
     high = float(product.amax())
+    kind = TensorStats(low=0.0, high=high, binary=high <= 1.0, integer=True)
     b_row_sums = reduced.b_row_nonzeros if stats_b.binary else exact_sum(b, 4, stats_b)
     sums = ProductInputSums(
         rows=torch.matmul(a, b_row_sums.to(a.dtype).unsqueeze(-1)).squeeze(-1),
         columns=torch.matmul(reduced.a_columns.to(b.dtype).unsqueeze(-2), b).squeeze(-2),
-        columns_nz=None if high <= 1.0 else exact_sum(torch.sign(
-            product, out=None if scratch is None else scratch.like(product)), 3, INDICATOR))
+        columns_nz=None if kind.binary else
+        exact_sum(indicator(product, kind, scratch), 3, INDICATOR))
     # Non-negative: the minimum is 0 unless every entry is non-zero.
-    dense = sums.nonzero() == product.numel()
-    low = float(product.amin()) if dense else 0.0
-    return TensorStats(low, high, binary=high <= 1.0, integer=True), sums
+    if sums.nonzero() == product.numel():
+        kind = TensorStats(float(product.amin()), high, kind.binary, integer=True)
+    return kind, sums
 
 
 def reduce_matmul(a: torch.Tensor, b: torch.Tensor, stats_a: TensorStats,
@@ -326,7 +327,7 @@ def matmul_counts_from(r: MatmulReductions, b_columns: int) -> LayerCounts:
         effective_ops=_per_sample(columns * b_nonzeros),
         nonzero_pairs=_per_sample(columns_nz * b_nonzeros),
         in_events=per_sample,
-        events_per_step_token=_sum(r.a_rows, (1, 2)),  # (T, M): per row of a
+        events_per_step_token=sum_f64(r.a_rows, (1, 2)),  # (T, M): per row of a
     )
 
 

@@ -2,9 +2,11 @@
 
 Forward hooks on the modules that compute (convolutions, linears, the attention products,
 LIF neurons, max-pools, token selectors) observe their real inputs and outputs; nothing the
-model computes is changed. Each hook turns one batch into per-sample counts
-(`trace_counts`) and statistics, accumulated per layer; `record_trace` then assembles the
-schema-checked `Trace` (docs/trace-format.md).
+model computes is changed. Each hook reduces one batch to per-sample counts
+(`trace_counts`) and value statistics (`tensor_stats`), accumulated per layer; a
+`StatsCache` lets the layers that read one activation (Q, K and V the residual stream, a
+linear its LIF's spikes, the second attention product the first's output) share a single
+reduction. `record_trace` then assembles the schema-checked `Trace` (docs/trace-format.md).
 
 Tensor layouts (see spikformer.py, sps.py, token_ops.py): convolutions and pools see
 (T*B, C, H, W) or (T*B, C, N[, 1]) time-major; per-token linears see (T*B, N, C); LIFs see
@@ -46,6 +48,7 @@ from .trace_counts import (
     reduce_product_input,
     reduce_product_output,
     reduce_tokens,
+    sum_f64,
     token_events_counts,
 )
 
@@ -68,7 +71,7 @@ class LayerRecord:
     tokens_out: int = 0
     gemm: tuple[int, int, int, int] = (0, 0, 0, 0)  # m, n, k, groups
     weight: torch.Tensor | None = None
-    fanout: torch.Tensor | None = None  # non-zero weights per input feature, once per layer
+    fanout: np.ndarray | None = None  # non-zero weights per input feature, once per layer
     values_binary: bool = True
     values_integer: bool = True
     value_min: float = float("inf")
@@ -107,8 +110,7 @@ class LayerRecord:
 
 
 def _sum(sums: torch.Tensor) -> float:
-    """Σ of a small reduction result, in numpy (a few µs, against ~10 in torch)."""
-    return float(sums.numpy().sum(dtype=np.float64))
+    return float(sum_f64(sums))
 
 
 def _block_of(name: str) -> int:
@@ -127,8 +129,8 @@ class TraceRecorder:
         self.tokens_last = tokens_last  # conv forms keep block LIF inputs as (T, B, C, N)
         self.records: dict[str, LayerRecord] = {}
         # Whether this batch also measures the real values no count depends on (membrane
-        # currents, the outputs of weighted layers): `record_trace` limits those to the
-        # first batches, because they cost more than all the counts.
+        # currents, the outputs of weighted layers); `record_trace(real_stats_samples=N)`
+        # turns it off after the first batches, for speed.
         self.describe_real_values = True
         self._cache = StatsCache()  # one forward pass's activation statistics
         self._handles: list = []

@@ -265,3 +265,12 @@ def test_layer_shapes_match_recorded_shapes():
         assert list(shapes[column]) == list(recorded[column]), column
     synthetic = synthetic_trace(shapes, timesteps=TIMESTEPS)
     assert synthetic.layers.dense_macs.sum() == recorded.dense_macs.sum()
+
+
+def test_recording_under_inference_mode_gives_the_same_trace():
+    """Inference tensors have no version counter: the statistics cache must cope."""
+    model, inputs = small_model(), images()
+    expected = record_trace(model, inputs, batch_size=3)
+    with torch.inference_mode():
+        traced = record_trace(model, inputs, batch_size=3)
+    pd.testing.assert_frame_equal(traced.layers, expected.layers)

@@ -29,12 +29,10 @@ import pandas as pd
 
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.mapping import scalesim_cycles
+from sparsespikformer.simulator.scalesim_config import SCALESIM_CONFIG, SCALESIM_DATAFLOWS
 
 GEMMS = [(100, 50, 30, 8, 16), (64, 64, 64, 4, 4), (33, 129, 65, 16, 8),
          (196, 512, 512, 32, 32)]  # the last is one Spikformer-8-512 Q projection
-DATAFLOW_SHORT = {"weight_stationary": "ws", "output_stationary": "os", "input_stationary": "is"}
-
-
 # ----------------------------------------------------------------------------- workload
 
 
@@ -176,43 +174,6 @@ print(json.dumps(out))
 '''
 
 
-# SCALE-Sim v3 config: huge SRAMs, CALC bandwidth (no stalls), no sparsity; as in the tests.
-SCALESIM_CONFIG = """[general]
-run_name = gemm_check
-[architecture_presets]
-ArrayHeight = {rows}
-ArrayWidth = {cols}
-IfmapSramSzkB = 10240
-FilterSramSzkB = 10240
-OfmapSramSzkB = 10240
-IfmapOffset = 0
-FilterOffset = 10000000
-OfmapOffset = 20000000
-Dataflow = {dataflow}
-Bandwidth = 10
-ReadRequestBuffer = 32
-WriteRequestBuffer = 32
-[layout]
-IfmapCustomLayout = False
-IfmapSRAMBankBandwidth = 10
-IfmapSRAMBankNum = 10
-IfmapSRAMBankPort = 2
-FilterCustomLayout = False
-FilterSRAMBankBandwidth = 10
-FilterSRAMBankNum = 10
-FilterSRAMBankPort = 2
-[sparsity]
-SparsitySupport = false
-SparseRep = ellpack_block
-OptimizedMapping = false
-BlockSize = 8
-RandomNumberGeneratorSeed = 40
-[run_presets]
-InterfaceBandwidth = CALC
-UseRamulatorTrace = False
-"""
-
-
 def scalesim_python() -> str | None:
     if os.environ.get("SCALESIM_PYTHON"):
         return os.environ["SCALESIM_PYTHON"]
@@ -235,7 +196,7 @@ def run_scalesim(cases) -> list[dict] | str:
 def gemm_table() -> pd.DataFrame:
     rows, cases = [], []
     for m, n, k, r, c in GEMMS:
-        for dataflow, short in DATAFLOW_SHORT.items():
+        for dataflow, short in SCALESIM_DATAFLOWS.items():
             hw = load_hwconfig("dense_systolic", {"pe_array.rows": r, "pe_array.cols": c,
                                                   "pe_array.dataflow": dataflow})
             trace = gemm_trace(m, n, k)

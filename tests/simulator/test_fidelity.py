@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synthetic_trace
+from sparsespikformer.simulator.scalesim_config import SCALESIM_CONFIG, SCALESIM_DATAFLOWS
 
 from spikformer_shapes import spikformer_shapes
 
@@ -81,9 +82,7 @@ def run_scalesim_package(m, n, k, rows, cols, dataflow, tmp_path):
 
     config = tmp_path / "scale.cfg"
     config.write_text(SCALESIM_CONFIG.format(rows=rows, cols=cols,
-                                             dataflow={"weight_stationary": "ws",
-                                                       "output_stationary": "os",
-                                                       "input_stationary": "is"}[dataflow]))
+                                             dataflow=SCALESIM_DATAFLOWS[dataflow]))
     (tmp_path / "topo.csv").write_text(f"Layer,M,N,K,\ngemm,{m},{n},{k},\n")
     (tmp_path / "layout.csv").write_text("Layer name,unused,\n")
     try:
@@ -98,40 +97,6 @@ def run_scalesim_package(m, n, k, rows, cols, dataflow, tmp_path):
     return int(report[1].split(",")[2])
 
 
-SCALESIM_CONFIG = """[general]
-run_name = gemm_check
-[architecture_presets]
-ArrayHeight = {rows}
-ArrayWidth = {cols}
-IfmapSramSzkB = 10240
-FilterSramSzkB = 10240
-OfmapSramSzkB = 10240
-IfmapOffset = 0
-FilterOffset = 10000000
-OfmapOffset = 20000000
-Dataflow = {dataflow}
-Bandwidth = 10
-ReadRequestBuffer = 32
-WriteRequestBuffer = 32
-[layout]
-IfmapCustomLayout = False
-IfmapSRAMBankBandwidth = 10
-IfmapSRAMBankNum = 10
-IfmapSRAMBankPort = 2
-FilterCustomLayout = False
-FilterSRAMBankBandwidth = 10
-FilterSRAMBankNum = 10
-FilterSRAMBankPort = 2
-[sparsity]
-SparsitySupport = false
-SparseRep = ellpack_block
-OptimizedMapping = false
-BlockSize = 8
-RandomNumberGeneratorSeed = 40
-[run_presets]
-InterfaceBandwidth = CALC
-UseRamulatorTrace = False
-"""
 
 
 @pytest.mark.parametrize("dataflow", DATAFLOWS)

@@ -35,11 +35,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sparsespikformer.analysis.constraints import Constraint, parse_constraint
 from sparsespikformer.analysis.traces_for_sweep import (TraceEntry, canonical_json,
                                                         parse_trace_entries)
+from sparsespikformer.simulator.yaml_file import read_yaml
 
 SPEC_VERSION = 1
 MODES = ("grid", "random")
@@ -111,13 +111,7 @@ def resolve_spec_path(name_or_path: str | Path) -> Path:
 
 def load_sweep_spec(name_or_path: str | Path) -> SweepSpec:
     path = resolve_spec_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML ({err})".replace("\n", " ")) from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
-    return parse_sweep_spec(data, path)
+    return parse_sweep_spec(read_yaml(path), path)
 
 
 def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:

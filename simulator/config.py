@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from sparsespikformer.hwconfigs import resolve_hwconfig
+from sparsespikformer.simulator.yaml_file import read_yaml
 
 CONFIG_VERSION = 1
 DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
@@ -269,12 +270,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     cached = _RAW_CACHE.get(key)
     if cached is None:
-        try:
-            cached = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: invalid YAML ({err})".replace("\n", " ")) from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not a UTF-8 text file") from None
+        cached = read_yaml(path)
         if cached is None:
             raise ValueError(f"{path}: empty file")
         _RAW_CACHE[key] = cached

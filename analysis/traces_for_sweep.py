@@ -95,11 +95,7 @@ def _parse_entry(entry: Any, spec_path: Path, where: str) -> list[TraceEntry]:
         entry = {"path": entry}
     if not isinstance(entry, Mapping):
         raise ValueError(f"{where}: expected a path or a mapping with `path` or `synthetic`")
-    unknown = sorted(set(entry) - _ENTRY_KEYS)
-    if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: unknown key (allowed: {sorted(_ENTRY_KEYS)})")
-    if ("path" in entry) == ("synthetic" in entry):
-        raise ValueError(f"{where}: give exactly one of `path` or `synthetic`")
+    _check_keys(entry, _ENTRY_KEYS, "path", "synthetic", where)
     accuracy = _optional_fraction(entry.get("accuracy"), f"{where}.accuracy")
     if "path" in entry:
         path = _resolve_path(entry["path"], spec_path, f"{where}.path")
@@ -108,17 +104,23 @@ def _parse_entry(entry: Any, spec_path: Path, where: str) -> list[TraceEntry]:
     return _parse_synthetic(entry, spec_path, where, accuracy)
 
 
+def _check_keys(mapping: Mapping[str, Any], allowed: set[str], one: str, other: str,
+                where: str) -> None:
+    """Only `allowed` keys, and exactly one of `one` and `other`."""
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ValueError(f"{where}.{unknown[0]}: unknown key (allowed: {sorted(allowed)})")
+    if (one in mapping) == (other in mapping):
+        raise ValueError(f"{where}: give exactly one of `{one}` or `{other}`")
+
+
 def _parse_synthetic(entry: Mapping[str, Any], spec_path: Path, where: str,
                      accuracy: float | None) -> list[TraceEntry]:
     params = entry["synthetic"]
     here = f"{where}.synthetic"
     if not isinstance(params, Mapping):
         raise ValueError(f"{here}: expected a mapping")
-    unknown = sorted(set(params) - _SYNTHETIC_KEYS)
-    if unknown:
-        raise ValueError(f"{here}.{unknown[0]}: unknown key (allowed: {sorted(_SYNTHETIC_KEYS)})")
-    if ("preset" in params) == ("layer_shapes" in params):
-        raise ValueError(f"{here}: give exactly one of `preset` or `layer_shapes`")
+    _check_keys(params, _SYNTHETIC_KEYS, "preset", "layer_shapes", here)
     preset = params.get("preset")
     if preset is not None and (not isinstance(preset, str) or not preset):
         raise ValueError(f"{here}.preset: expected a preset name")

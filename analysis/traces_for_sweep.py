@@ -67,10 +67,6 @@ class TraceEntry:
     seed: int = 0
     accuracy: float | None = None
 
-    @property
-    def is_synthetic(self) -> bool:
-        return self.path is None
-
 
 # ----------------------------------------------------------------------------- parsing
 

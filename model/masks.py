@@ -55,11 +55,6 @@ def weight_sparsity(masks: Masks) -> float:
     return 0.0 if total == 0 else (total - count_surviving(masks)) / total
 
 
-def count_nonzero_parameters(model: nn.Module) -> int:
-    """Non-zero entries over every parameter (biases and BN included)."""
-    return sum(int(torch.count_nonzero(p.detach())) for p in model.parameters())
-
-
 def model_weight_sparsity(model: nn.Module) -> float:
     """Measured fraction of exact zeros over the prunable weights of `model`."""
     params = prunable_parameters(model)

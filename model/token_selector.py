@@ -174,14 +174,6 @@ class TokenSelector(nn.Module):
         self.record.kept_indices = original
         self.last_kept_indices = original
 
-    def macs_per_sample(self, n_tokens_in: int) -> int:
-        """MACs of one inference pass: the MLP runs once on the time-averaged tokens."""
-        if self.mlp is None:
-            return 0
-        hidden = self.dim // 2
-        return n_tokens_in * (self.dim * hidden + hidden * 2)
-
-
 def build_token_selectors(dim: int, n_tokens0: int, blocks: tuple[int, ...],
                           keep_ratio: float, scorer: str = "learned", seed: int = 0,
                           gumbel_tau: float = 1.0) -> nn.ModuleDict:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
 
+from .masks import model_weight_sparsity
 from .token_selector import token_selectors_of
 from .trace_counts import LayerCounts
 from .trace_recorder import LayerRecord, TraceRecorder, _block_of
@@ -80,7 +81,7 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
     manifest = base_manifest(
         source="recorded", preset=preset, model_config=config.to_dict(),
         timesteps=config.timesteps, input_shape=_sample_shape(inputs), dataset=dataset,
-        num_samples=samples, weight_sparsity=prunable_weight_sparsity(model),
+        num_samples=samples, weight_sparsity=model_weight_sparsity(model),
         selector_scorer=_selector_scorer(model), keep_ratios=_keep_ratios(model),
         accuracy=None if labels is None else correct / samples, seed=seed,
         neurobench=neurobench_metrics(model, recorder.records.values(), counts),
@@ -150,18 +151,6 @@ def _nonzeros_per_out_channel(weight: torch.Tensor | None, channels: int) -> np.
     if weight is None:
         return np.zeros(channels, dtype=np.int64)
     return (weight != 0).flatten(1).sum(dim=1).numpy().astype(np.int64)
-
-
-def prunable_weights(model: nn.Module) -> list[torch.Tensor]:
-    """Weights that pruning acts on: every parameter with ndim > 1 (not biases, not BN)."""
-    return [p for p in model.parameters() if p.dim() > 1]
-
-
-def prunable_weight_sparsity(model: nn.Module) -> float:
-    weights = prunable_weights(model)
-    total = sum(w.numel() for w in weights)
-    zeros = sum(int((w == 0).sum()) for w in weights)
-    return zeros / total if total else 0.0
 
 
 def _selector_scorer(model: nn.Module) -> str | None:

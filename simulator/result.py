@@ -85,14 +85,6 @@ class SimResult:
             frame[name] = values
         return frame
 
-    def energy_by_component(self) -> pd.Series:
-        """Energy per component over the whole network, pJ."""
-        totals: dict[str, float] = {}
-        for activity in self._activities:
-            totals[activity.component] = totals.get(activity.component, 0.0) + float(
-                activity.energy_pj.sum())
-        return pd.Series(totals, name="energy_pj")
-
     def to_dict(self, *, per_layer: bool = False) -> dict[str, Any]:
         """JSON-ready: totals, and optionally the per-layer table as records."""
         data: dict[str, Any] = {"hw": self.hw_name, "trace": self.trace_origin,

@@ -109,12 +109,15 @@ def test_load_timm_style_checkpoint_file(tmp_path):
     cfg = SpikformerConfig(embed_dim=32, num_heads=4, depth=1)
     keys = reference_keys("cifar", 1, 32, 10, 3)
     path = tmp_path / "model_best.pth.tar"
+    state = _random_state(keys)
     torch.save(
-        {"epoch": 299, "arch": "spikformer", "state_dict": _random_state(keys),
+        {"epoch": 299, "arch": "spikformer", "state_dict": state,
          "args": argparse.Namespace(lr=5e-4, model="spikformer"), "metric": 95.1},
         path,
     )
-    Spikformer(cfg).load_state_dict(load_reference_checkpoint(path), strict=True)
+    model = Spikformer(cfg)
+    model.load_state_dict(load_reference_checkpoint(path), strict=True)
+    assert torch.equal(model.head.weight, state["head.weight"])
 
 
 def test_bad_checkpoints_raise():

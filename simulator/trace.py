@@ -185,23 +185,29 @@ def _coerce_layers(layers: pd.DataFrame, where: str) -> pd.DataFrame:
         raise TraceError(f"{where}: missing columns: {', '.join(missing)}")
     if layers.empty:
         raise TraceError(f"{where}: no layers")
-    out = pd.DataFrame(index=pd.RangeIndex(len(layers)))
-    for column, dtype in LAYER_COLUMNS.items():
-        out[column] = _coerce_column(layers[column].reset_index(drop=True), column, dtype, where)
+    # One DataFrame from all columns: inserting them one by one costs ~0.3 ms each.
+    out = pd.DataFrame({column: _coerce_column(layers[column], column, dtype, where)
+                        for column, dtype in LAYER_COLUMNS.items()})
     _check_layer_values(out, where)
     return out
 
 
-def _coerce_column(values: pd.Series, column: str, dtype: str, where: str) -> pd.Series:
-    if values.isna().any():
-        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+def _coerce_column(values: pd.Series, column: str, dtype: str, where: str) -> np.ndarray:
+    # numpy, not pandas, per column: pandas costs ~0.2 ms a call, a recorded trace ~30 calls.
+    array = values.to_numpy()
+    missing = pd.isna(array)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
         raise TraceError(f"{where}: {column}: missing or NaN value in row {row}")
     try:
         if dtype == "str":
-            return values.astype(str).astype(object)
+            return array.astype(str).astype(object)
         if dtype == "bool":
-            return values.map(_parse_bool).astype(bool)
-        numeric = pd.to_numeric(values, errors="raise")
+            return array if array.dtype == bool else \
+                np.array([_parse_bool(value) for value in array], dtype=bool)
+        # Columns built in memory are numeric already; text from a CSV needs parsing.
+        numeric = array if array.dtype.kind in "iuf" else \
+            pd.to_numeric(values, errors="raise").to_numpy()
         if dtype == "int":
             if not np.all(np.equal(np.mod(numeric, 1), 0)):
                 raise ValueError("not an integer")

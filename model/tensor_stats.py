@@ -7,6 +7,7 @@ a comparison to a bool tensor about 300 µs, float64 accumulation 190 µs, and a
 over a transposed view several times its contiguous cost. So here:
 
 * non-zero counts are Σ sign(x)², a sign pass and a dot product;
+* the range is one `aminmax` pass (2 M values: 200 µs, against 300 µs for `amin` and `amax`);
 * "every value is 0 or 1" is tested arithmetically: for x in [0, 1], x - x·x is 0 exactly
   at 0 and 1 and, rounded to float, still positive anywhere in between;
 * layout-free statistics read a dense tensor in memory order, whatever its view;
@@ -131,7 +132,7 @@ def magnitudes(x: torch.Tensor, stats: TensorStats) -> torch.Tensor:
 def classify(x: torch.Tensor, scratch: Scratch | None = None) -> TensorStats:
     """Range of `x`, and whether every value is 0/1, or an integer."""
     flat = _in_memory_order(x)
-    low, high = float(flat.amin()), float(flat.amax())
+    low, high = _range(flat)
     binary = 0.0 <= low and high <= 1.0 and _all_binary(flat, scratch)
     integer = binary or _all_integer(flat, low >= 0, scratch)
     return TensorStats(low, high, binary, integer)
@@ -140,8 +141,8 @@ def classify(x: torch.Tensor, scratch: Scratch | None = None) -> TensorStats:
 def summarize_real(x: torch.Tensor, scratch: Scratch | None = None) -> RealSummary:
     """Range, sum and non-zero count of real values (no classification)."""
     flat = _in_memory_order(x)
-    return RealSummary(float(flat.amin()), float(flat.amax()),
-                       _total(flat, exact=False, bound=0.0), _nonzero(flat, scratch))
+    return RealSummary(*_range(flat), _total(flat, exact=False, bound=0.0),
+                       _nonzero(flat, scratch))
 
 
 def nonzero_count(x: torch.Tensor, scratch: Scratch | None = None) -> float:
@@ -160,6 +161,12 @@ def _in_memory_order(x: torch.Tensor) -> torch.Tensor:
         return x.view(-1)
     by_stride = sorted(range(x.dim()), key=x.stride, reverse=True)
     return x.permute(by_stride).reshape(-1)  # a view if dense, otherwise a copy
+
+
+def _range(flat: torch.Tensor) -> tuple[float, float]:
+    """(min, max) in one pass (a third less than amin and amax apart)."""
+    low, high = torch.aminmax(flat)
+    return float(low), float(high)
 
 
 def _total(flat: torch.Tensor, exact: bool, bound: float) -> float:

@@ -256,9 +256,6 @@ class ProductInputSums:
     columns: torch.Tensor  # (T, B, heads, K): Σ over M
     columns_nz: torch.Tensor | None  # the same for [a != 0]; None when a is 0/1
 
-    def total(self) -> float:
-        return float(sum_f64(self.columns))
-
     def nonzero(self) -> float:
         return float(sum_f64(self.columns if self.columns_nz is None else self.columns_nz))
 

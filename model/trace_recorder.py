@@ -136,10 +136,8 @@ class TraceRecorder:
         self._handles: list = []
 
     def __enter__(self) -> TraceRecorder:
-        for name, module in self.model.named_modules():
-            hook = self._hook_for(name, module)
-            if hook is not None:
-                self._handles.append(module.register_forward_hook(hook))
+        for name, module in recorded_modules(self.model):
+            self._handles.append(module.register_forward_hook(self._hook_for(name, module)))
         # The root's hook runs after every layer's: the batch's activations can go.
         self._handles.append(self.model.register_forward_hook(lambda *_: self._cache.clear()))
         return self
@@ -161,18 +159,19 @@ class TraceRecorder:
         if isinstance(module, TokenSelector) and module.mlp is None:
             return lambda mod, inputs, out: self._on_parameterless_selector(name, inputs[0],
                                                                             out[0])
-        if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            return lambda mod, inputs, out: self._on_weighted(name, mod, inputs[0], out)
-        return None
+        return lambda mod, inputs, out: self._on_weighted(name, mod, inputs[0], out)
 
     def _record(self, name: str, kind: str, timesteps: int) -> LayerRecord:
         if name not in self.records:
             self.records[name] = LayerRecord(name=name, kind=kind, timesteps=timesteps)
         return self.records[name]
 
-    def _observe_reduced_input(self, record: LayerRecord, x: torch.Tensor, stats: TensorStats,
-                               total: float, nonzero: float | None) -> None:
-        """Input statistics from the batch's reductions (`nonzero` None: count it here)."""
+    def _observe_batch_input(self, record: LayerRecord, x: torch.Tensor, stats: TensorStats,
+                             counts: LayerCounts, nonzero: float | None = None) -> None:
+        """Keep the batch's counts; input statistics from them (the total of the input values
+        is the sum of its per-sample events) and `nonzero` (None: count it here)."""
+        record.batch_counts.append(counts)
+        total = float(counts.in_events.sum())
         if stats.binary:
             nonzero = total
         elif nonzero is None:
@@ -225,11 +224,11 @@ class TraceRecorder:
             return
         stats = self._cache.stats(x)
         reduced = self._reduce_tokens(x, stats)
-        nonzero = reduced.per_step_feature if stats.binary else reduced.per_step_feature_nz
-        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), _sum(nonzero))
+        counts = linear_counts_from(reduced, c_out, record.fanout)
+        nonzero = None if stats.binary else _sum(reduced.per_step_feature_nz)
+        self._observe_batch_input(record, x, stats, counts, nonzero)
         if self.describe_real_values:
             record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.batch_counts.append(linear_counts_from(reduced, c_out, record.fanout))
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
@@ -250,10 +249,10 @@ class TraceRecorder:
         geometry = ConvGeometry((kh, kw), (h_out, w_out), module.stride, module.padding,
                                 module.dilation)
         reduced = reduce_conv(frames, geometry, stats, self._cache.scratch)
-        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
+        self._observe_batch_input(record, x, stats,
+                                  conv_counts_from(reduced, c_out, record.fanout))
         if self.describe_real_values:
             record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.batch_counts.append(conv_counts_from(reduced, c_out, record.fanout))
 
     # --------------------------------------------------------------------- attention
 
@@ -271,11 +270,11 @@ class TraceRecorder:
         scratch = self._cache.scratch
         stats_a, stats_b = self._cache.stats(a), self._cache.stats(b)
         a_sums = self._product_input(a, stats_a)
-        self._observe_reduced_input(record, a, stats_a, a_sums.total(), a_sums.nonzero())
         reduced = reduce_matmul(a, b, stats_a, stats_b, scratch, a_sums)
+        nonzero = None if stats_a.binary else a_sums.nonzero()
+        self._observe_batch_input(record, a, stats_a, matmul_counts_from(reduced, cols), nonzero)
         record.operand_nonzero += _sum(reduced.b_row_nonzeros)
         record.operand_count += b.numel()
-        record.batch_counts.append(matmul_counts_from(reduced, cols))
         if module.role in _FIRST_PRODUCTS:
             # Its output is the next product's input: describe and reduce it once, for both.
             out_stats, out_sums = reduce_product_output(out, a, b, stats_a, stats_b, reduced,
@@ -309,11 +308,11 @@ class TraceRecorder:
                                  current.numel())
         # The output is 0/1 by construction (a comparison written as 0.0 / 1.0): its sum
         # gives its statistics, which the layers reading these spikes then reuse.
-        reduced = self._reduce_tokens(per_step, INDICATOR, features=False)
-        spikes_total = _sum(reduced.per_token)
+        counts = token_events_counts(self._reduce_tokens(per_step, INDICATOR, features=False))
+        record.batch_counts.append(counts)
+        spikes_total = float(counts.in_events.sum())
         self._cache.set_stats(spikes, spike_stats(spikes_total, spikes.numel()))
         record.observe_output(spikes_total, spikes.numel())
-        record.batch_counts.append(token_events_counts(reduced))
 
     def _on_pool(self, name: str, x: torch.Tensor, y: torch.Tensor) -> None:
         record = self._record(name, "pool", self.timesteps)
@@ -327,9 +326,8 @@ class TraceRecorder:
         frames = x.reshape(self.timesteps, -1, *x.shape[1:])  # (T, B, C, H, W)
         tokens = frames.flatten(3).transpose(2, 3)  # (T, B, H*W, C)
         reduced = self._reduce_tokens(tokens, stats, features=False)
-        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
+        self._observe_batch_input(record, x, stats, token_events_counts(reduced))
         record.observe_output(nonzero_count(y, self._cache.scratch), y.numel())
-        record.batch_counts.append(token_events_counts(reduced))
 
     def _on_parameterless_selector(self, name: str, x: torch.Tensor, kept: torch.Tensor) -> None:
         # firing-rate / random scorers: no MACs, the rates are adds on the selector unit
@@ -342,9 +340,16 @@ class TraceRecorder:
             return
         stats = self._cache.stats(x)
         reduced = self._reduce_tokens(x, stats, features=False)
-        self._observe_reduced_input(record, x, stats, _sum(reduced.per_token), None)
+        self._observe_batch_input(record, x, stats, token_events_counts(reduced))
         record.observe_output(nonzero_count(kept, self._cache.scratch), kept.numel())
-        record.batch_counts.append(token_events_counts(reduced))
+
+
+def recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The (name, module) pairs a `TraceRecorder` hooks, in `named_modules` order."""
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, (SpikeMatmul, LIF, nn.MaxPool2d, nn.Linear, nn.Conv1d,
+                                   nn.Conv2d))
+            or (isinstance(module, TokenSelector) and module.mlp is None)]
 
 
 def _is_pointwise(module: nn.Module) -> bool:

@@ -145,6 +145,11 @@ def summarize_real(x: torch.Tensor, scratch: Scratch | None = None) -> RealSumma
                        _nonzero(flat, scratch))
 
 
+def signed_total(x: torch.Tensor, stats: TensorStats) -> float:
+    """Σ x with signs (counts sum magnitudes; a signed input's mean needs this too)."""
+    return _total(_in_memory_order(x), exact=stats.integer, bound=stats.bound)
+
+
 def nonzero_count(x: torch.Tensor, scratch: Scratch | None = None) -> float:
     """How many elements of `x` are not 0 (as a float, exact)."""
     return _nonzero(_in_memory_order(x), scratch)

@@ -30,6 +30,7 @@ from .tensor_stats import (
     StatsCache,
     TensorStats,
     nonzero_count,
+    signed_total,
     spike_stats,
     summarize_real,
 )
@@ -168,14 +169,16 @@ class TraceRecorder:
 
     def _observe_batch_input(self, record: LayerRecord, x: torch.Tensor, stats: TensorStats,
                              counts: LayerCounts, nonzero: float | None = None) -> None:
-        """Keep the batch's counts; input statistics from them (the total of the input values
-        is the sum of its per-sample events) and `nonzero` (None: count it here)."""
+        """Keep the batch's counts; input statistics from them (events count magnitudes, so
+        they give the input's total unless it has negative values) and `nonzero` (None:
+        count it here)."""
         record.batch_counts.append(counts)
-        total = float(counts.in_events.sum())
+        events = float(counts.in_events.sum())
         if stats.binary:
-            nonzero = total
+            nonzero = events
         elif nonzero is None:
             nonzero = nonzero_count(x, self._cache.scratch)
+        total = events if stats.nonnegative else signed_total(x, stats)
         record.observe_input(stats, total, nonzero, x.numel())
 
     def _reduce_tokens(self, x: torch.Tensor, stats: TensorStats, features: bool = True

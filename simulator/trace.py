@@ -201,7 +201,7 @@ def _coerce_column(values: pd.Series, column: str, dtype: str, where: str) -> np
         raise TraceError(f"{where}: {column}: missing or NaN value in row {row}")
     try:
         if dtype == "str":
-            return array.astype(str).astype(object)
+            return np.array([str(value) for value in array], dtype=object)
         if dtype == "bool":
             return array if array.dtype == bool else \
                 np.array([_parse_bool(value) for value in array], dtype=bool)

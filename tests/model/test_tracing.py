@@ -15,6 +15,7 @@ from torch import nn
 from sparsespikformer.model import gflops
 from sparsespikformer.model.attention import SpikeMatmul
 from sparsespikformer.model.lif import LIF
+from sparsespikformer.model.trace_recorder import recorded_modules
 from sparsespikformer.model.tracing import layer_shapes, record_trace
 from sparsespikformer.simulator.trace import Trace, synthetic_trace
 
@@ -182,6 +183,29 @@ def test_firing_rates_equal_raw_spike_means():
         assert layers.loc[name, "out_firing_rate"] == pytest.approx(float(spikes.mean()))
         events = trace.arrays[name]["sample_in_events"]
         assert events.sum() == pytest.approx(float(spikes.sum()))
+
+
+def test_input_value_statistics_equal_the_raw_inputs():
+    """Range, mean and non-zero fraction of what every recorded layer read, signed images
+    included (the mean is of the values, not of their magnitudes)."""
+    model = add_selectors(small_model(), scorer="firing_rate")
+    inputs = images() * 2 - 1
+    seen = {}
+    handles = [module.register_forward_hook(
+        lambda mod, args, out, name=name: seen.setdefault(name, []).append(args[0].clone()))
+        for name, module in recorded_modules(model)]
+    trace = record_trace(model, inputs, batch_size=4)  # two batches: accumulation across them
+    for handle in handles:
+        handle.remove()
+    layers = trace.layers.set_index("layer")
+    assert layers.loc["patch_embed.proj_conv", "in_value_min"] < 0
+    for name, batches in seen.items():
+        values = torch.cat([b.flatten().double() for b in batches])
+        row = layers.loc[name]
+        assert row.in_value_min == values.min().item(), name
+        assert row.in_value_max == values.max().item(), name
+        assert row.in_value_mean == pytest.approx(values.mean().item(), rel=1e-6, abs=1e-9), name
+        assert row.in_firing_rate == pytest.approx((values != 0).double().mean().item()), name
 
 
 def test_dense_macs_sum_to_gflops():

@@ -118,10 +118,8 @@ def _sample_latency_cycles(table: LayerTable, work: PeWork, mapping, ratio: np.n
     sample_ratio = ratio[:, None] * scale  # (L, S)
     sample_ratio = np.where(work.slot_ratio[:, None] <= 1.0, np.minimum(sample_ratio, 1.0),
                             sample_ratio)
-    per_fold = (mapping.fill_drain[:, None]
-                + mapping.stream[:, None] * sample_ratio / work.units[:, None])
-    gemm = np.ceil(mapping.passes[:, None] * mapping.folds[:, None] * per_fold
-                   * table.gemm_extra[:, None]) - 1.0
+    gemm = gemm_compute_cycles(mapping.per_sample(), sample_ratio, work.units[:, None],
+                               table.gemm_extra[:, None])
     compute = np.where(table.is_gemm[:, None], gemm, 0.0) + other_cycles[:, None]
     layer_cycles = np.ceil(np.maximum(compute, bandwidth_cycles[:, None]) + stall[:, None])
     return layer_cycles.sum(axis=0)

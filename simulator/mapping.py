@@ -9,7 +9,8 @@ timestep (docs/trace-format.md). On a systolic array SCALE-Sim v2 maps them as
     output_stationary  Sr = M, Sc = N, T = K      fill/drain  R + C - 2
 
 and with no memory stalls one GEMM takes (fill/drain + T) * ceil(Sr/R) * ceil(Sc/C) - 1
-cycles. This module generalises the streamed part only: `T` shrinks by the fraction of
+cycles; a layer runs `groups` such GEMMs per timestep (per inference with time in
+parallel). This module generalises the streamed part only: `T` shrinks by the fraction of
 operations the sparsity policy lets the array skip (times a load-imbalance factor) and is
 divided by the units per PE. With no sparsity and one unit per PE it is SCALE-Sim's form.
 
@@ -20,7 +21,7 @@ Attention has no static operand (K and V change every timestep), so it is always
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -54,6 +55,10 @@ class GemmMapping:
     weight_set_reads: np.ndarray  # times the whole operand set is read per inference
     input_reuse: np.ndarray  # times each input element is read per run
     k_folds: np.ndarray  # partial-sum passes per output (K split over rows)
+
+    def per_sample(self) -> GemmMapping:
+        """Every field as an (L, 1) column, to broadcast against (L, S) per-sample arrays."""
+        return GemmMapping(**{f.name: getattr(self, f.name)[:, None] for f in fields(self)})
 
 
 def map_gemms(m: np.ndarray, n: np.ndarray, k: np.ndarray, groups: np.ndarray,
@@ -100,13 +105,16 @@ def map_gemms(m: np.ndarray, n: np.ndarray, k: np.ndarray, groups: np.ndarray,
 
 def gemm_compute_cycles(mapping: GemmMapping, work_ratio: np.ndarray, units: np.ndarray,
                         extra: np.ndarray) -> np.ndarray:
-    """Cycles of each layer's GEMM runs: folds x (fill/drain + streamed work) - 1.
+    """Cycles of each layer's GEMM runs, each folds x (fill/drain + streamed work) - 1.
 
     `work_ratio` scales the streamed part (1 = dense); `units` are the units per PE working
     on it; `extra` stretches the whole (a learned selector's second, smaller linear).
+    Arguments broadcast: (L,) mapping fields with (L, S) per-sample ratios take
+    `mapping.per_sample()`.
     """
     per_fold = mapping.fill_drain + mapping.stream * work_ratio / units
-    return np.ceil(mapping.passes * mapping.folds * per_fold * extra) - 1.0
+    # SCALE-Sim's "- 1" belongs to every run (one GEMM per timestep and group), not the layer.
+    return np.ceil(mapping.passes * mapping.folds * per_fold * extra) - mapping.passes
 
 
 __all__ = ["WEIGHT_STATIONARY", "OUTPUT_STATIONARY", "INPUT_STATIONARY", "DATAFLOW_CODES",

@@ -66,6 +66,30 @@ def test_dense_systolic_cycles_equal_scale_sim_v2(dataflow, rows, cols):
         assert result.totals["memory_bound_layers"] == 0
 
 
+def single_gemm_layer_trace(m, n, k, groups, timesteps):
+    """One dense real-input layer of `groups` (m x k) @ (k x n) GEMMs per timestep."""
+    shape = {"layer": "gemm", "kind": "linear", "block": -1, "tokens_in": m, "tokens_out": m,
+             "in_numel": groups * m * k, "out_numel": groups * m * n, "gemm_m": m, "gemm_n": n,
+             "gemm_k": k, "gemm_groups": groups, "weight_numel": groups * k * n,
+             "in_value_kind": "real"}
+    return synthetic_trace([shape], timesteps=timesteps, weight_density=1.0)
+
+
+@pytest.mark.parametrize("dataflow", DATAFLOWS)
+def test_every_timestep_and_group_is_one_scale_sim_run(dataflow):
+    """Serial time: groups x T GEMM runs back to back; parallel: T stacked into M."""
+    m, n, k, groups, steps = 100, 50, 30, 3, 4
+    trace = single_gemm_layer_trace(m, n, k, groups, steps)
+    overrides = {"pe_array.rows": 8, "pe_array.cols": 16, "pe_array.dataflow": dataflow}
+    serial = simulate(trace, load_hwconfig("dense_systolic", overrides))
+    assert serial.totals["cycles"] == groups * steps * scale_sim_v2_cycles(m, n, k, 8, 16,
+                                                                           dataflow)
+    overrides["policies.time_handling"] = "parallel"
+    parallel = simulate(trace, load_hwconfig("dense_systolic", overrides))
+    assert parallel.totals["cycles"] == groups * scale_sim_v2_cycles(m * steps, n, k, 8, 16,
+                                                                     dataflow)
+
+
 def test_dense_systolic_utilization_is_macs_over_pe_cycles():
     hw = load_hwconfig("dense_systolic", {"pe_array.rows": 8, "pe_array.cols": 16})
     result = simulate(gemm_trace(100, 50, 30), hw)

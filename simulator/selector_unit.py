@@ -2,8 +2,9 @@
 
 A learned selector's scoring MLP is a GEMM and runs on the PE array like any layer. A
 parameter-free scorer (firing rate, random) has no GEMM: this unit sums each token's inputs,
-one add per input element and timestep (in_numel x T), or only per input event (the trace's
-`sample_in_events`) when input sparsity is gated or skipped; `adders` per cycle, `add_pj` each.
+one add per input element and timestep (in_numel x T), `adders` per cycle, `add_pj` each.
+Input sparsity as on the PE array: `gate` pays energy only for input events (the trace's
+`sample_in_events`) but keeps every element's cycle; `skip` saves both.
 Either way the unit then sorts the `tokens_in` scores once per selector (on its last row: a
 learned selector is recorded as one row per linear): tokens x ceil(log2 tokens) compares (a
 merge or bitonic sort), `comparators` per cycle, the energy table's `compare_pj` each.
@@ -37,12 +38,14 @@ def selector_work(table: LayerTable, hw: HwConfig) -> SelectorWork:
     tokens = table.tokens_in
     depth = np.ceil(np.log2(np.maximum(tokens, 2.0)))
     compares = np.where(table.is_top_k, tokens * depth, 0.0)
-    dense_adds = table.in_numel * table.timesteps
-    events_only = hw.policies.input_sparsity != "none"
-    adds = np.where(table.is_selector & ~table.is_gemm,
-                    table.in_events if events_only else dense_adds, 0.0)
+    scorer = table.is_selector & ~table.is_gemm
+    dense_adds = np.where(scorer, table.in_numel * table.timesteps, 0.0)
+    event_adds = np.where(scorer, table.in_events, 0.0)
+    mode = hw.policies.input_sparsity
+    adds = dense_adds if mode == "none" else event_adds
+    cycle_adds = event_adds if mode == "skip" else dense_adds
     return SelectorWork(adds=adds, compares=compares,
-                        add_cycles=np.ceil(adds / unit.adders),
+                        add_cycles=np.ceil(cycle_adds / unit.adders),
                         compare_cycles=np.ceil(compares / unit.comparators))
 
 

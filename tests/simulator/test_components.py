@@ -235,3 +235,11 @@ def test_parameter_free_scorer_adds_its_input_events():
                                                {"policies.input_sparsity": "none"}))
     assert dense.adds[row] == tokens * dim * 4
     assert np.count_nonzero(dense.adds) == 1
+    adders = load_hwconfig("sparse_int8_45nm").selector_unit.adders
+    assert skip.add_cycles[row] == math.ceil(events / adders)
+    assert dense.add_cycles[row] == tokens * dim * 4 / adders
+    # gate: the energy of the events only, the cycles of every element
+    gate = selector_work(table, load_hwconfig("sparse_int8_45nm",
+                                              {"policies.input_sparsity": "gate"}))
+    assert gate.adds[row] == pytest.approx(events)
+    assert gate.add_cycles[row] == dense.add_cycles[row]

@@ -231,6 +231,9 @@ def _parse_bool(value: Any) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+FRACTION_COLUMNS = ("in_firing_rate", "out_firing_rate", "operand_density")
+
+
 def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
     bad_kind = ~layers["kind"].isin(LAYER_KINDS)
     if bad_kind.any():
@@ -250,6 +253,13 @@ def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
         raise TraceError(f"{where}: {negative[negative].index[0]}: negative value")
     if (layers["weight_nnz"] > layers["weight_numel"]).any():
         raise TraceError(f"{where}: weight_nnz: exceeds weight_numel")
+    for column in FRACTION_COLUMNS:  # > 1 would turn the simulator's zero counts negative
+        above = layers[column] > 1.0
+        if above.any():
+            raise TraceError(f"{where}: {column}: must be a fraction in [0, 1], got "
+                             f"{layers[column][above].iloc[0]} in row {int(above.idxmax())}")
+    if (layers["timesteps"] < 1).any():
+        raise TraceError(f"{where}: timesteps: must be >= 1 in every row")
 
 
 def _validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.DataFrame,

@@ -142,6 +142,17 @@ def test_nan_count_is_reported_with_column_and_row(tmp_path):
         Trace.load(directory)
 
 
+@pytest.mark.parametrize("column, value", [("in_firing_rate", 1.5), ("out_firing_rate", 2.0),
+                                           ("operand_density", 3.0), ("timesteps", 0)])
+def test_impossible_rates_and_timesteps_are_reported(tmp_path, column, value):
+    directory = toy_trace().save(tmp_path / "t")
+    layers = pd.read_csv(directory / "layers.csv")
+    layers.loc[1, column] = value
+    layers.to_csv(directory / "layers.csv", index=False)
+    with pytest.raises(TraceError, match=f"layers.csv: {column}: must"):
+        Trace.load(directory)
+
+
 def test_unknown_layer_kind_is_reported(tmp_path):
     directory = toy_trace().save(tmp_path / "t")
     layers = pd.read_csv(directory / "layers.csv")

@@ -506,23 +506,37 @@ def _check_fraction(name: str, value: float, *, allow_zero: bool) -> None:
 
 
 def _apply_keep_ratio(shapes: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
-    """Shrink every token-indexed dimension of block b >= 1 to int(tokens · ρ^b)."""
+    """Shrink every token-indexed dimension of block b >= 1 from N to int(N · ρ^b).
+
+    N is the block's token count, what its token-wise layers see: an attention product's
+    rows may be a head dimension instead (Kᵀ·V), and its token x token sizes shrink twice.
+    """
     shapes = shapes.copy()
     block = shapes["block"].to_numpy()
-    tokens = shapes["tokens_in"].to_numpy().astype(np.int64)
-    later = block >= 1
-    kept = tokens.copy()
-    kept[later] = np.maximum(1, (tokens[later] * keep_ratio ** block[later]).astype(np.int64))
-    scale = kept / np.maximum(tokens, 1)
     attention = shapes["kind"].str.startswith("attn").to_numpy()
-    for column in ("gemm_m", "gemm_n", "gemm_k"):
+    tokens_in = shapes["tokens_in"].to_numpy().astype(np.int64)
+    block_tokens = pd.Series(tokens_in[~attention]).groupby(block[~attention]).max()
+    later = block >= 1
+    tokens = block_tokens.reindex(block).fillna(0).to_numpy().astype(np.int64)
+    kept = np.where(later, np.maximum(1, (tokens * keep_ratio ** block).astype(np.int64)),
+                    tokens)
+
+    def shrunk(column: str, where: np.ndarray) -> np.ndarray:
         values = shapes[column].to_numpy()
-        token_axis = later & (values == tokens) & ((column == "gemm_m") | attention)
-        shapes[column] = np.where(token_axis, kept, values)
-    for column in ("in_numel", "out_numel"):
-        shapes[column] = np.rint(shapes[column].to_numpy() * scale).astype(np.int64)
-    shapes["tokens_in"] = kept
-    shapes["tokens_out"] = np.where(later, kept, shapes["tokens_out"].to_numpy())
+        return np.where(later & where & (values == tokens) & (tokens > 0), kept, values)
+
+    for column in ("gemm_m", "gemm_n", "gemm_k"):
+        shapes[column] = shrunk(column, attention | (column == "gemm_m"))
+    everywhere = np.ones(len(shapes), dtype=bool)
+    shapes["tokens_in"], shapes["tokens_out"] = (shrunk("tokens_in", everywhere),
+                                                 shrunk("tokens_out", everywhere))
+    scale = np.where(later & ~attention, kept / np.maximum(tokens, 1), 1.0)
+    gemm = {c: shapes[c].to_numpy() for c in ("gemm_m", "gemm_n", "gemm_k", "gemm_groups")}
+    product_in = gemm["gemm_groups"] * gemm["gemm_m"] * gemm["gemm_k"]
+    product_out = gemm["gemm_groups"] * gemm["gemm_m"] * gemm["gemm_n"]
+    for column, product in (("in_numel", product_in), ("out_numel", product_out)):
+        scaled = np.rint(shapes[column].to_numpy() * scale).astype(np.int64)
+        shapes[column] = np.where(later & attention, product, scaled)
     return shapes
 
 

@@ -291,6 +291,24 @@ def test_layer_shapes_match_recorded_shapes():
     assert synthetic.layers.dense_macs.sum() == recorded.dense_macs.sum()
 
 
+@pytest.mark.parametrize("attn_order", ["qk_first", "kv_first"])
+def test_synthetic_keep_ratio_gives_a_selected_models_shapes(attn_order):
+    """Shrinking a plain model's shapes by ρ = the shapes a model with a selector records
+    (attention's token x token sizes shrink by ρ², not ρ)."""
+    plain_shapes = layer_shapes(small_form_model("cifar", attn_order=attn_order), (1, 16, 16))
+    synthetic = synthetic_trace(plain_shapes, keep_ratio=0.5, timesteps=TIMESTEPS)
+    selected = record_trace(add_selectors(small_form_model("cifar", attn_order=attn_order),
+                                          keep_ratio=0.5),
+                            images(count=2))
+    columns = ["kind", "tokens_in", "tokens_out", "in_numel", "out_numel", "gemm_m", "gemm_n",
+               "gemm_k", "gemm_groups", "dense_macs"]
+    expected = selected.layers.set_index("layer")
+    got = synthetic.layers.set_index("layer")
+    block_1 = got.index[got.block == 1]
+    assert len(block_1) > 10 and (got.loc[block_1, "kind"] == "attn_qk").any()
+    pd.testing.assert_frame_equal(got.loc[block_1, columns], expected.loc[block_1, columns])
+
+
 def test_recording_under_inference_mode_gives_the_same_trace():
     """Inference tensors have no version counter: the statistics cache must cope."""
     model, inputs = small_model(), images()

@@ -332,7 +332,10 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any],
     return set(overrides)
 
 
-def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str]) -> Any:
+def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str],
+           defaults: Any = None) -> Any:
+    """`cls` from `data`; a key it omits keeps its value in `defaults` (an instance), the
+    section's own default (the global buffer's differs from the other buffers')."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: {prefix.rstrip('.') or 'top level'}: must be a mapping "
                          f"of keys, got {type(data).__name__}")
@@ -347,7 +350,7 @@ def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str])
         section = spec.metadata.get("section")
         if section is not None:
             values[name] = _build(section, data.get(name, {}), source, f"{dotted}.",
-                                  overridden)
+                                  overridden, defaults=spec.default_factory())
             continue
         if name not in data:
             if spec.metadata.get("required"):
@@ -355,7 +358,7 @@ def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str])
             continue
         suffix = " (set by override)" if dotted in overridden else ""
         values[name] = _check_value(data[name], spec.metadata, f"{source}: {dotted}", suffix)
-    return cls(**values)
+    return cls(**values) if defaults is None else dataclasses.replace(defaults, **values)
 
 
 def _check_value(value: Any, meta: Mapping[str, Any], where: str, suffix: str) -> Any:

@@ -74,6 +74,19 @@ def test_loading_by_path_equals_loading_by_name(tmp_path):
     assert load_hwconfig(str(path)).source == str(path)
 
 
+def test_omitted_keys_take_the_sections_documented_defaults():
+    """The global buffer's defaults (4 banks of 256 bits, as sparse_int8_45nm) are not the
+    spike buffer's (2 x 64), whether the config comes from YAML or from HwConfig()."""
+    raw = bundled_dict("sparse_int8_45nm")
+    for section in ("global_buffer", "spike_buffer"):
+        del raw[section]["banks"], raw[section]["word_bits"]
+    hw = hwconfig_from_dict(raw)
+    assert (hw.global_buffer.banks, hw.global_buffer.word_bits) == (4, 256)
+    assert (hw.spike_buffer.banks, hw.spike_buffer.word_bits) == (2, 64)
+    defaults = HwConfig()
+    assert (defaults.global_buffer.banks, defaults.global_buffer.word_bits) == (4, 256)
+
+
 def test_resolved_config_round_trips_through_a_dict():
     hw = load_hwconfig("sata_like")
     assert hwconfig_from_dict(hw.to_dict()) == hw

@@ -48,8 +48,17 @@ class Constraint:
     tree: ast.Expression
 
     def evaluate(self, values: Mapping[str, Any]) -> np.ndarray:
-        """Boolean mask (or scalar bool) for `values`: dotted name -> scalar or 1-D array."""
-        result = _evaluate(self.tree.body, values, self.text)
+        """Boolean mask (or scalar bool) for `values`: dotted name -> scalar or 1-D array.
+
+        Arithmetic fails as in Python (`1 / 0`, an overflow): a ValueError naming the
+        constraint, on arrays too, rather than an inf or NaN that silently passes or fails.
+        """
+        try:
+            with np.errstate(divide="raise", over="raise", invalid="raise"):
+                result = _evaluate(self.tree.body, values, self.text)
+        except ArithmeticError as err:  # ZeroDivisionError, OverflowError, FloatingPointError
+            raise ValueError(f"constraint {self.text!r}: arithmetic error "
+                             f"({err.__class__.__name__}: {err})") from None
         return np.asarray(result, dtype=bool)
 
 
@@ -120,8 +129,7 @@ def _evaluate(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
         right = _evaluate(node.right, values, text)
         if isinstance(node.op, ast.Pow) and np.any(np.abs(np.asarray(right)) > _MAX_EXPONENT):
             raise ValueError(f"constraint {text!r}: exponent above {_MAX_EXPONENT}")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return _BINARY_OPS[type(node.op)](left, right)
+        return _BINARY_OPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         operand = _evaluate(node.operand, values, text)
         if isinstance(node.op, ast.Not):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ import pandas as pd
 
 from sparsespikformer.analysis.plot_data import LTH_COLUMNS
 from sparsespikformer.simulator.atomic import atomic_path
+from sparsespikformer.simulator.trace import NPZ_READ_ERRORS
 
 KEPT_PREFIX = "kept/"
 LAYER_ENERGY_COLUMNS = ("layer", "component", "energy_pj")
@@ -36,17 +36,53 @@ TOTALS_KEYS = ("energy_pj", "latency_s")
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """A CSV or JSON-lines table; ValueError naming the file if it cannot be parsed."""
+    """A CSV or JSON-lines table; ValueError naming the file if it cannot be parsed or a
+    column that holds numbers (`NUMERIC_COLUMNS`) holds text."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
         if path.suffix == ".jsonl":
-            return pd.read_json(path, lines=True)
-        return pd.read_csv(path)
+            table = pd.read_json(path, lines=True)
+        else:
+            table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
             ValueError) as err:
         raise ValueError(f"{path}: unreadable table ({err})".replace("\n", " ")) from None
+    return check_numeric_columns(table, path)
+
+
+# Columns the tools write as numbers (simulator totals and tables, sweeps, LTH rounds,
+# keep-ratio tables); `energy_<component>_pj` columns too.
+NUMERIC_COLUMNS = frozenset({
+    "energy_pj", "latency_s", "cycles", "edp_pj_s", "area_mm2", "utilization",
+    "dense_gflops", "effective_gflops", "sops", "effective_ops", "dram_bits",
+    "latency_p50_s", "latency_p95_s", "memory_bound_layers", "count", "block",
+    "compute_cycles", "memory_cycles", "stall_cycles", "dense_macs", "ops",
+    "round", "weight_sparsity", "test_accuracy", "keep_ratio", "accuracy", "gflops",
+})
+
+
+def _is_numeric_column(name: Any) -> bool:
+    name = str(name)
+    return name in NUMERIC_COLUMNS or (name.startswith("energy_") and name.endswith("_pj"))
+
+
+def check_numeric_columns(table: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """`table` with its number columns as numbers; ValueError naming the file, column and
+    row of the first value that is not a number (an empty cell is a missing number)."""
+    for column in table.columns:
+        values = table[column]
+        if not _is_numeric_column(column) or values.dtype.kind in "biuf":
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise ValueError(f"{path}: column {column}: not a number: "
+                             f"{values.iloc[row]!r} in row {row + 1}")
+        table[column] = numbers.astype(float)
+    return table
 
 
 def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
@@ -129,17 +165,27 @@ def read_kept_tokens(path: str | os.PathLike
         raise FileNotFoundError(f"{path}: file not found")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            names = set(archive.files)
-            if not {"images", "num_tokens"} <= names:
-                raise ValueError(f"{path}: expected arrays `images` and `num_tokens` "
-                                 f"(has: {', '.join(sorted(names))})")
-            kept = {name[len(KEPT_PREFIX):]: archive[name] for name in archive.files
-                    if name.startswith(KEPT_PREFIX)}
-            if not kept:
-                raise ValueError(f"{path}: no `{KEPT_PREFIX}<selector>` arrays")
-            return archive["images"], kept, int(archive["num_tokens"])
-    except (OSError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path}: unreadable npz ({err})") from None
+            arrays = {name: archive[name] for name in archive.files}
+    except NPZ_READ_ERRORS as err:
+        raise ValueError(f"{path}: unreadable npz ({err})".replace("\n", " ")) from None
+    if not {"images", "num_tokens"} <= set(arrays):
+        raise ValueError(f"{path}: expected arrays `images` and `num_tokens` "
+                         f"(has: {', '.join(sorted(arrays))})")
+    kept = {name[len(KEPT_PREFIX):]: array for name, array in arrays.items()
+            if name.startswith(KEPT_PREFIX)}
+    if not kept:
+        raise ValueError(f"{path}: no `{KEPT_PREFIX}<selector>` arrays")
+    images, num_tokens = arrays["images"], arrays["num_tokens"]
+    if num_tokens.ndim != 0 or num_tokens.dtype.kind not in "iu":
+        raise ValueError(f"{path}: num_tokens: expected one integer, got "
+                         f"{num_tokens.dtype} shape {num_tokens.shape}")
+    if images.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: images: expected numbers, got dtype {images.dtype}")
+    for name, indices in kept.items():  # strings or records would fail deep in plotting
+        if indices.dtype.kind not in "iu":
+            raise ValueError(f"{path}: {KEPT_PREFIX}{name}: expected integer token indices, "
+                             f"got dtype {indices.dtype}")
+    return images, kept, int(num_tokens)
 
 
 def is_kept_tokens_file(path: Path) -> bool:
@@ -148,10 +194,11 @@ def is_kept_tokens_file(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {"images", "num_tokens"} <= set(archive.files)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+    except NPZ_READ_ERRORS:
         return False
 
 
-__all__ = ["read_table", "read_json_object", "has_columns", "is_trace_dir", "read_rounds",
+__all__ = ["read_table", "check_numeric_columns", "NUMERIC_COLUMNS", "read_json_object",
+           "has_columns", "is_trace_dir", "read_rounds",
            "write_kept_tokens", "read_kept_tokens", "is_kept_tokens_file",
            "LAYER_ENERGY_COLUMNS", "SWEEP_COLUMNS", "TOTALS_KEYS", "KEPT_PREFIX"]

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from sparsespikformer.analysis.result_files import check_numeric_columns
 from sparsespikformer.simulator.atomic import atomic_write_with
 
 try:  # POSIX advisory locks; elsewhere the store runs unlocked
@@ -162,11 +163,13 @@ def read_results(directory_or_file: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no sweep results found")
     if path.suffix == ".jsonl":
-        return rows_to_frame(list(_read_rows(path, repair=False).values()))
+        return check_numeric_columns(
+            rows_to_frame(list(_read_rows(path, repair=False).values())), path)
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
+    return check_numeric_columns(table, path)
 
 
 def _json_ready(row: Mapping[str, Any]) -> dict[str, Any]:

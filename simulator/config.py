@@ -398,7 +398,15 @@ def _number_from_text(text: str) -> Any:
         return text
 
 
+# 1 kHz to 1 THz: beyond these, latency and leakage energy underflow or overflow floats.
+CLOCK_MHZ_RANGE = (1e-3, 1e6)
+
+
 def _check_cross_fields(hw: HwConfig, source: str) -> None:
+    low, high = CLOCK_MHZ_RANGE
+    if not (low <= hw.clock_mhz <= high):
+        raise ValueError(f"{source}: clock_mhz: must be between {low:g} and {high:g} MHz, "
+                         f"got {hw.clock_mhz!r}")
     if hw.policies.integer_inputs == "multiply" and hw.pe_array.multiply_units_per_pe == 0:
         raise ValueError(f"{source}: policies.integer_inputs: 'multiply' needs "
                          f"pe_array.multiply_units_per_pe >= 1, got 0")

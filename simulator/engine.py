@@ -51,7 +51,28 @@ TOTAL_KEYS = (
 
 
 def simulate(trace: Trace, hw: HwConfig) -> SimResult:
-    """Energy, latency and per-layer breakdown of one inference (one sample) of `trace`."""
+    """Energy, latency and per-layer breakdown of one inference (one sample) of `trace`.
+
+    ValueError naming the config if a total overflows (an energy of 1e308 pJ, a bandwidth
+    of 1e-300 Gb/s): inf or NaN would otherwise pass for a result.
+    """
+    # Overflow shows up once, as the error below, not as numpy warnings from deep inside.
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = _simulate(trace, hw)
+    _check_finite(result.totals, hw)
+    return result
+
+
+def _check_finite(totals: dict[str, float], hw: HwConfig) -> None:
+    for key, value in totals.items():
+        if key == "area_mm2" and np.isnan(value):  # NaN area: no component areas given
+            continue
+        if not np.isfinite(value):
+            raise ValueError(f"{hw.source}: values overflow: {key} is {value} (is an energy, "
+                             "clock, bandwidth or leakage value absurdly large or small?)")
+
+
+def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
     table = layer_table(trace)
     pe, policies = hw.pe_array, hw.policies
     dataflow = DATAFLOW_CODES[pe.dataflow]

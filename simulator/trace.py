@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterable, Mapping
@@ -97,6 +98,12 @@ class TraceError(ValueError):
     """A trace that cannot be used; the message names the file and the field."""
 
 
+# What numpy raises on a damaged .npz: a bad zip directory, bad CRC, flipped bytes in a
+# compressed member (zlib), a member cut short, a compression method flipped to an unknown one.
+NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError,
+                   NotImplementedError)
+
+
 @dataclass(frozen=True)
 class Trace:
     """A validated trace. Build one with `Trace(manifest, layers, arrays)` or `Trace.load`."""
@@ -145,7 +152,8 @@ class Trace:
             raise FileNotFoundError(f"{directory}: trace directory not found")
         manifest = _read_manifest(directory / MANIFEST_FILE)
         layers = _read_layers(directory / LAYERS_FILE)
-        arrays = _read_arrays(directory / ARRAYS_FILE, layers)
+        # Arrays are read whole and checked against the table only after the table is checked.
+        arrays = _read_arrays(directory / ARRAYS_FILE)
         return cls(manifest=manifest, layers=layers, arrays=arrays, origin=str(directory))
 
 
@@ -175,6 +183,13 @@ def _validate_manifest(manifest: Mapping[str, Any], origin: str) -> None:
     sparsity = manifest["weight_sparsity"]
     if not (0.0 <= sparsity <= 1.0):
         raise TraceError(f"{where}: weight_sparsity: must be in [0, 1], got {sparsity}")
+    accuracy = manifest["accuracy"]
+    if accuracy is not None and not (0.0 <= accuracy <= 1.0):  # NaN fails too
+        raise TraceError(f"{where}: accuracy: must be null or in [0, 1], got {accuracy}")
+    for ratio in manifest["keep_ratios"]:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
+                or not (0.0 < ratio <= 1.0):
+            raise TraceError(f"{where}: keep_ratios: must be numbers in (0, 1], got {ratio!r}")
 
 
 def _coerce_layers(layers: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -265,6 +280,11 @@ def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
 def _validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.DataFrame,
                      manifest: Mapping[str, Any], where: str) -> None:
     samples = int(manifest["num_samples"])
+    known = set(layers["layer"])
+    extra = [name for name in arrays if name not in known]
+    if extra:  # e.g. a layer table cut short at a row boundary
+        raise TraceError(f"{where}: arrays for layer {extra[0]!r}, which is not in "
+                         f"{LAYERS_FILE} ({len(extra)} such layers)")
     for row in layers.itertuples(index=False):
         per_layer = arrays.get(row.layer)
         if per_layer is None:
@@ -280,6 +300,10 @@ def _validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.
             array = per_layer.get(name)
             if array is None:
                 raise TraceError(f"{where}: {row.layer}/{name}: missing")
+            dtype = np.asarray(array).dtype
+            if dtype.kind not in "biuf":  # strings, records: not counts
+                raise TraceError(f"{where}: {row.layer}/{name}: expected numbers, "
+                                 f"got dtype {dtype}")
             if tuple(array.shape) != tuple(shape):
                 raise TraceError(f"{where}: {row.layer}/{name}: shape {tuple(array.shape)}, "
                                  f"expected {tuple(shape)}")
@@ -312,16 +336,16 @@ def _read_layers(path: Path) -> pd.DataFrame:
         raise TraceError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
 
 
-def _read_arrays(path: Path, layers: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+def _read_arrays(path: Path) -> dict[str, dict[str, np.ndarray]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing trace arrays")
-    arrays: dict[str, dict[str, np.ndarray]] = {str(name): {} for name in layers["layer"]}
+    arrays: dict[str, dict[str, np.ndarray]] = {}
     try:
         with np.load(path, allow_pickle=False) as archive:
             for key in archive.files:
                 layer, _, name = key.rpartition("/")
                 arrays.setdefault(layer, {})[name] = archive[key]
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+    except NPZ_READ_ERRORS as err:
         raise TraceError(f"{path}: corrupt or truncated ({err})".replace("\n", " ")) from None
     return arrays
 
@@ -358,21 +382,44 @@ def _write_npz_deterministic(path: Path, arrays: Mapping[str, np.ndarray]) -> No
 
 def _replace_directory(target: Path, fill: Any) -> Path:
     """Fill a fresh sibling directory, then swap it in, so readers never see a partial trace."""
+    _refuse_non_directory(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         fill(staging)
-        if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, retired / "trace")
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
+        if target.exists() or target.is_symlink():
+            _refuse_non_directory(target)  # it may have appeared while we filled
+            _swap_in(staging, target)
         else:
             os.replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _refuse_non_directory(target: Path) -> None:
+    # Only a directory is ours to replace: a file or a dangling link there is someone's data.
+    if (target.exists() or target.is_symlink()) and not target.is_dir():
+        raise FileExistsError(f"{target}: exists and is not a directory; "
+                              "not replacing it (choose another path or remove it)")
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Move the old directory aside, the new one in, then delete the old; undo on failure."""
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+    try:
+        os.replace(target, retired / "trace")
+    except BaseException:
+        retired.rmdir()
+        raise
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(retired / "trace", target)  # the old trace stays where it was
+        retired.rmdir()
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- building
@@ -595,6 +642,6 @@ def _spread_nonzeros(total: int, channels: int, per_channel_cap: int,
 
 __all__ = [
     "SCHEMA_VERSION", "LAYER_KINDS", "VALUE_KINDS", "LAYER_COLUMNS", "COUNT_COLUMNS",
-    "SHAPE_COLUMNS", "Trace", "TraceError", "base_manifest", "gemm_trace", "synthetic_trace",
-    "shape_string",
+    "SHAPE_COLUMNS", "NPZ_READ_ERRORS", "Trace", "TraceError", "base_manifest", "gemm_trace",
+    "synthetic_trace", "shape_string",
 ]

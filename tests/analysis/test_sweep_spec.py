@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
 import yaml
 
+from sparsespikformer.analysis import sweep_eval
 from sparsespikformer.analysis.constraints import parse_constraint
 from sparsespikformer.analysis.sweep_spec import (count_points, expand_points,
                                                   hardware_combinations, load_sweep_spec,
@@ -303,3 +305,35 @@ def test_keep_ratio_on_shapes_that_already_select_tokens_is_an_error(tmp_path):
     spec = load_sweep_spec(write_spec(tmp_path, traces=[entry]))
     with pytest.raises(ValueError, match=r"traces\[0\]\.synthetic\.keep_ratio: .*selectors"):
         build_trace(spec.traces[0])
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("1 / 0 > 1", "ZeroDivisionError"), ("1 % 0 == 1", "ZeroDivisionError"),
+    ("1e300 ** 2 > 1", "OverflowError"), ("a / 0 > 1", "FloatingPointError"),
+    ("a * 1e308 > 1", "FloatingPointError"),
+])
+def test_constraint_arithmetic_errors_name_the_constraint(text, kind):
+    expected = re.escape(f"constraint '{text}': arithmetic error ({kind}")
+    with pytest.raises(ValueError, match=expected):
+        parse_constraint(text).evaluate({"a": np.array([1.0, 2.0])})
+
+
+def test_constraint_arithmetic_error_in_a_spec_names_the_file(tmp_path):
+    spec = load_sweep_spec(write_spec(tmp_path, constraints=["pe_array.rows / 0 > 1"]))
+    with pytest.raises(ValueError, match=r"spec.yaml: constraints: .*arithmetic error"):
+        expand_points(spec)
+
+
+# ----------------------------------------------------------------------------- YAML
+
+
+def test_repeated_key_in_a_spec_or_its_base_file_is_an_error(tmp_path):
+    path = write_spec(tmp_path)
+    text = path.read_text()
+    path.write_text(text + "mode: random\n")
+    with pytest.raises(ValueError, match=r"spec.yaml: line \d+: duplicate key 'mode'"):
+        load_sweep_spec(path)
+    base = tmp_path / "base.yaml"
+    base.write_text("version: 1\nclock_mhz: 500\nclock_mhz: 1000\n")
+    with pytest.raises(ValueError, match=r"base.yaml: line 3: duplicate key 'clock_mhz'"):
+        sweep_eval.load_base(str(base))

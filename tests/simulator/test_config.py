@@ -198,6 +198,12 @@ def test_multiply_policy_without_multipliers_is_named(tmp_path):
     assert "policies.integer_inputs: 'multiply' needs" in load_error(tmp_path, data)
 
 
+@pytest.mark.parametrize("clock", [1e-300, 1e-4, 2e6, 1e308])
+def test_absurd_clock_is_named(tmp_path, clock):
+    message = load_error(tmp_path, bundled_dict(), {"clock_mhz": clock})
+    assert "clock_mhz: must be between 0.001 and 1e+06 MHz" in message
+
+
 def test_bad_override_names_file_key_and_origin(tmp_path):
     data = bundled_dict()
     message = load_error(tmp_path, data, {"pe_array.rows": "0"})

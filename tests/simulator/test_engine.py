@@ -116,6 +116,14 @@ def test_simulator_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.parametrize("key", ["energy.accumulate_pj", "leakage_mw",
+                                 "weight_memory.read_pj"])
+def test_overflowing_config_values_are_an_error_naming_the_config(trace, key):
+    hw = load_hwconfig("sparse_int8_45nm", {key: 1e308})
+    with pytest.raises(ValueError, match=r"sparse_int8_45nm.yaml: values overflow: energy_pj"):
+        simulate(trace, hw)
+
+
 # ----------------------------------------------------------------------------- CLI
 
 

@@ -177,3 +177,110 @@ def test_npz_is_a_plain_zip_of_npy_files(tmp_path):
     directory = toy_trace().save(tmp_path / "t")
     with zipfile.ZipFile(directory / "arrays.npz") as archive:
         assert all(name.endswith(".npy") for name in archive.namelist())
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_layer_table_without_layer_column_is_reported_before_the_arrays(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    layers = pd.read_csv(directory / "layers.csv").drop(columns="layer")
+    layers.to_csv(directory / "layers.csv", index=False)
+    with pytest.raises(TraceError, match="layers.csv: missing columns: layer"):
+        Trace.load(directory)
+
+
+def flip_compressed_bytes(path):
+    """Corrupt the deflated data of the first member, leaving the zip directory intact:
+    a first byte of 0xFF is a deflate block of the reserved type 3, so zlib fails."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.infolist()[0]
+    assert info.compress_type == zipfile.ZIP_DEFLATED
+    data = bytearray(path.read_bytes())
+    local = info.header_offset  # local header: 30 bytes, then name and extra field
+    name_length, extra_length = (int.from_bytes(data[local + at:local + at + 2], "little")
+                                 for at in (26, 28))
+    data[local + 30 + name_length + extra_length] = 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_flipped_bytes_in_compressed_arrays_are_reported(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    flip_compressed_bytes(directory / "arrays.npz")
+    with pytest.raises(TraceError, match="arrays.npz: corrupt"):
+        Trace.load(directory)
+
+
+@pytest.mark.parametrize("bad", [np.array(["a", "b", "c"]),
+                                 np.zeros(3, dtype=[("x", "f8"), ("y", "i4")])])
+def test_array_that_is_not_numbers_is_reported(tmp_path, bad):
+    directory = toy_trace().save(tmp_path / "t")
+    path = directory / "arrays.npz"
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["conv/sample_effective_ops"] = bad
+    np.savez(path, **arrays)
+    with pytest.raises(TraceError, match="conv/sample_effective_ops: expected numbers"):
+        Trace.load(directory)
+
+
+def test_arrays_of_layers_missing_from_the_table_are_reported(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    lines = (directory / "layers.csv").read_text().splitlines(keepends=True)
+    (directory / "layers.csv").write_text("".join(lines[:3]))  # header + 2 of 5 rows
+    with pytest.raises(TraceError, match="arrays.npz: arrays for layer 'block.1.fc', which "
+                                         r"is not in layers.csv \(3 such layers\)"):
+        Trace.load(directory)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("accuracy", 5.0), ("accuracy", float("nan")), ("accuracy", -1),
+    ("keep_ratios", ["x"]), ("keep_ratios", [0.5, 0]), ("keep_ratios", [1.5]),
+    ("keep_ratios", [True]),
+])
+def test_manifest_values_out_of_range_are_reported(tmp_path, key, value):
+    directory = toy_trace().save(tmp_path / "t")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest[key] = value
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TraceError, match=f"manifest.json: {key}: must be"):
+        Trace.load(directory)
+
+
+def test_manifest_accepts_fractions_and_null_accuracy(tmp_path):
+    trace = toy_trace()
+    for accuracy in (None, 0, 1, 0.5):
+        manifest = {**trace.manifest, "accuracy": accuracy, "keep_ratios": [1, 0.7, 0.49]}
+        Trace(manifest=manifest, layers=trace.layers, arrays=trace.arrays)
+
+
+def test_save_refuses_to_replace_a_file(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="afile: exists and is not a directory"):
+        toy_trace().save(target)
+    assert target.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+@pytest.mark.parametrize("failing_call", [1, 2])
+def test_failed_replace_keeps_the_old_trace_and_leaves_no_temporaries(tmp_path, monkeypatch,
+                                                                      failing_call):
+    import sparsespikformer.simulator.trace as trace_module
+
+    target = tmp_path / "t"
+    toy_trace(firing_rate=0.1).save(target)
+    real_replace, calls = trace_module.os.replace, []
+
+    def replace(source, destination):
+        calls.append(source)
+        if len(calls) == failing_call:  # 1: old trace aside; 2: new trace in
+            raise PermissionError(f"{destination}: denied")
+        real_replace(source, destination)
+
+    monkeypatch.setattr(trace_module.os, "replace", replace)
+    with pytest.raises(PermissionError):
+        toy_trace(firing_rate=0.3).save(target)
+    monkeypatch.undo()
+    assert Trace.load(target).layers["in_value_mean"].iloc[1] == pytest.approx(0.1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

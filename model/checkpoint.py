@@ -15,7 +15,6 @@ the reference Spikformer code.
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -44,27 +43,83 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a readable checkpoint (torch.load with "
                          f"weights_only=True refused it: not a PyTorch file, or it pickles "
                          f"arbitrary objects)") from err
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, AttributeError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path}: not a readable checkpoint ({first_line})") from err
+    except OSError:
+        raise
+    except Exception as err:
+        # Arbitrary bytes make torch's unpickler raise almost anything (KeyError for a text
+        # file, IndexError, struct.error, ...): every one of them means "unreadable".
+        raise ValueError(f"{path}: not a readable checkpoint ({_first_line(err)})") from err
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a dict, got {type(state).__name__}")
     return state
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+
+
+def is_state_dict(value) -> bool:
+    """A dict of tensors keyed by parameter names (may be empty)."""
+    return isinstance(value, dict) and all(isinstance(k, str) and torch.is_tensor(v)
+                                           for k, v in value.items())
+
+
+def require_keys(state: dict, keys, path: str | Path) -> None:
+    """Raise a ValueError naming `path` and every key of `keys` that `state` lacks."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {', '.join(map(repr, missing))}")
+
+
+# Every key a training checkpoint holds, and the type its value must have.
+_TRAINING_KEYS = {"model": dict, "optimizer": dict, "step": int, "epoch": int,
+                  "torch_rng": torch.Tensor, "history": list, "config": dict, "metadata": dict}
+
+
+def check_training_checkpoint(state: dict, path: str | Path) -> dict:
+    """`state` if it is a complete training checkpoint of this version, else a ValueError."""
+    if not is_training_checkpoint(state):
+        raise ValueError(f"{path}: not a training checkpoint (format is "
+                         f"{state.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    _check_version(state, path)
+    require_keys(state, _TRAINING_KEYS, path)
+    for key, kind in _TRAINING_KEYS.items():
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise ValueError(f"{path}: '{key}' is a {type(state[key]).__name__}, expected "
+                             f"{kind.__name__}")
+    if not is_state_dict(state["model"]):
+        raise ValueError(f"{path}: 'model' is not a state dict of tensors")
+    if not all(isinstance(row, dict) for row in state["history"]):
+        raise ValueError(f"{path}: 'history' is not a list of dicts")
+    return state
+
+
+def load_training_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint written by `train()`; errors name the file and key."""
+    return check_training_checkpoint(load_checkpoint(path), path)
 
 
 def is_training_checkpoint(state: dict) -> bool:
     return state.get("format") == CHECKPOINT_FORMAT
 
 
+def _check_version(state: dict, path: str | Path) -> None:
+    version = state.get("version")
+    if version != CHECKPOINT_VERSION:
+        raise ValueError(f"{path}: checkpoint version {version!r}, this build reads "
+                         f"{CHECKPOINT_VERSION}")
+
+
 def model_state_from(state: dict, path: str | Path) -> dict:
     """The model's state dict inside a training checkpoint, or `state` itself."""
     if is_training_checkpoint(state):
-        version = state.get("version")
-        if version != CHECKPOINT_VERSION:
-            raise ValueError(f"{path}: checkpoint version {version}, this build reads "
-                             f"{CHECKPOINT_VERSION}")
+        _check_version(state, path)
+        require_keys(state, ["model"], path)
+        if not is_state_dict(state["model"]):
+            raise ValueError(f"{path}: 'model' is not a state dict of tensors")
         return state["model"]
-    if all(isinstance(v, torch.Tensor) for v in state.values()):
+    if is_state_dict(state):
         return state
     raise ValueError(f"{path}: neither a training checkpoint nor a state dict")
 

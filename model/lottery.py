@@ -24,16 +24,20 @@ Layout of `out_dir` (every file written atomically):
     round_XX/weights.pt        trained state dict (pruned weights exactly zero)
     round_XX/result.json       the round's metrics; written last = the round is finished
     rounds.csv                 one row per finished round
+    settings.json              the settings that change results; a resumed run must match
     baseline_<name>/...        the same layout for a baseline
 
 An interrupted run started again skips every finished round and resumes the
-unfinished one from its last training checkpoint.
+unfinished one from its last training checkpoint. Only `rounds` (and which
+baseline rounds train) may change between runs in one folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,7 +47,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sparsespikformer.model.checkpoint import load_checkpoint
+from sparsespikformer.model.checkpoint import (
+    apply_model_weights,
+    is_state_dict,
+    load_checkpoint,
+    load_training_checkpoint,
+    require_keys,
+)
 from sparsespikformer.model.datasets import Dataset
 from sparsespikformer.model.masks import (
     PRUNING_SCOPES,
@@ -53,7 +63,6 @@ from sparsespikformer.model.masks import (
     check_masks_match,
     count_surviving,
     full_masks,
-    load_masks,
     magnitude_prune,
     prunable_parameters,
     random_prune,
@@ -79,6 +88,9 @@ RESULT_NAME = "result.json"
 MASK_NAME = "mask.pt"
 WEIGHTS_NAME = "weights.pt"
 REWIND_NAME = "rewind.pt"
+SETTINGS_NAME = "settings.json"
+# TrainConfig fields that change speed, not results: free to differ on resume.
+_SPEED_ONLY_FIELDS = ("eval_batch_size", "num_workers", "num_threads")
 REINIT_SEED_OFFSET = 7919     # a fresh initialisation that shares nothing with the ticket's
 RANDOM_PRUNE_SEED_STRIDE = 1009
 
@@ -106,6 +118,8 @@ class LotteryConfig:
             raise ValueError(f"scope must be one of {PRUNING_SCOPES}, got '{self.scope}'")
         if self.baseline not in BASELINES:
             raise ValueError(f"baseline must be one of {BASELINES}, got '{self.baseline}'")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.rewind_epoch < 0:
             raise ValueError(f"rewind_epoch must be >= 0, got {self.rewind_epoch}")
         if self.baseline_rounds is not None:
@@ -154,18 +168,55 @@ def is_round_finished(out_dir: Path, round_index: int) -> bool:
 
 
 def read_round_result(out_dir: Path, round_index: int) -> dict:
-    path = round_dir(out_dir, round_index) / RESULT_NAME
+    return _read_result(round_dir(out_dir, round_index) / RESULT_NAME)
+
+
+def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg})") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def _read_result(path: Path) -> dict:
+    """A round's result.json, checked: a bad one would put wrong numbers in rounds.csv."""
+    result = _read_json(path)
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(result).__name__}")
+    require_keys(result, ROUNDS_COLUMNS, path)
+    for key in ROUNDS_COLUMNS[:-1]:
+        value = result[key]
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value)):
+            raise ValueError(f"{path}: '{key}' must be a number, got {value!r}")
+    if not isinstance(result["baseline"], str):
+        raise ValueError(f"{path}: 'baseline' must be a string, got {result['baseline']!r}")
+    if not isinstance(result["round"], int) or path.parent.name != f"round_{result['round']:02d}":
+        raise ValueError(f"{path}: 'round' is {result['round']!r}, not the folder's round")
+    return result
 
 
 def load_state(path: Path) -> dict:
     state = load_checkpoint(path)
-    if not all(torch.is_tensor(v) for v in state.values()):
+    if not is_state_dict(state):
         raise ValueError(f"{path}: expected a state dict of tensors")
     return state
+
+
+def _load_weights(model: nn.Module, path: Path) -> nn.Module:
+    """`model` with the state dict in `path` loaded (strict); errors name the file."""
+    apply_model_weights(model, load_state(path), path)
+    return model
+
+
+def _load_masks(path: Path, model: nn.Module) -> Masks:
+    """The masks in `path`, checked against `model`'s prunable weights."""
+    masks = {name: m.to(torch.bool) for name, m in load_state(path).items()}
+    try:
+        check_masks_match(model, masks)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
+    return masks
 
 
 def save_state(state: dict, path: Path) -> None:
@@ -183,7 +234,7 @@ def params_nonzero(model: nn.Module, masks: Masks) -> int:
 def write_rounds_csv(out_dir: Path) -> pd.DataFrame:
     """Rebuild rounds.csv from the finished rounds' result files."""
     out_dir = Path(out_dir)
-    rows = [json.loads(p.read_text()) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
+    rows = [_read_result(p) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
     table = pd.DataFrame(rows, columns=list(ROUNDS_COLUMNS))
     atomic_write_text(out_dir / ROUNDS_NAME, table.to_csv(index=False))
     return table
@@ -212,7 +263,7 @@ class _RewindCapture:
 
 def _steps_done(train_dir: Path) -> int:
     checkpoint = train_dir / CHECKPOINT_NAME
-    return int(load_checkpoint(checkpoint)["step"]) if checkpoint.is_file() else 0
+    return load_training_checkpoint(checkpoint)["step"] if checkpoint.is_file() else 0
 
 
 def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
@@ -287,8 +338,7 @@ def _dense_round(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> Non
 def rewound_model(out_dir: Path, masks: Masks, config: LotteryConfig,
                   task: LotteryTask) -> nn.Module:
     """A model holding round 0's epoch-`rewind_epoch` weights, pruned by `masks`."""
-    model = task.build_model(config.seed)
-    model.load_state_dict(load_state(round_dir(out_dir, 0) / REWIND_NAME), strict=True)
+    model = _load_weights(task.build_model(config.seed), round_dir(out_dir, 0) / REWIND_NAME)
     check_masks_match(model, masks)
     apply_masks_to_weights(model, masks)
     return model
@@ -296,10 +346,8 @@ def rewound_model(out_dir: Path, masks: Masks, config: LotteryConfig,
 
 def trained_model(out_dir: Path, round_index: int, config: LotteryConfig,
                   task: LotteryTask) -> nn.Module:
-    model = task.build_model(config.seed)
-    model.load_state_dict(load_state(round_dir(out_dir, round_index) / WEIGHTS_NAME),
-                          strict=True)
-    return model
+    return _load_weights(task.build_model(config.seed),
+                         round_dir(out_dir, round_index) / WEIGHTS_NAME)
 
 
 def _imp_rounds(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
@@ -308,8 +356,8 @@ def _imp_rounds(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None
         if is_round_finished(out_dir, k):
             continue
         previous = trained_model(out_dir, k - 1, config, task)
-        masks = magnitude_prune(previous, load_masks(round_dir(out_dir, k - 1) / MASK_NAME),
-                                config.rate, config.scope)
+        masks = magnitude_prune(previous, _load_masks(round_dir(out_dir, k - 1) / MASK_NAME,
+                                                      previous), config.rate, config.scope)
         _run_round(out_dir, k, rewound_model(out_dir, masks, config, task), masks, task, "none")
 
 
@@ -327,8 +375,8 @@ def _reinit_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
     for k in config.trained_baseline_rounds():
         if is_round_finished(out_dir, k):
             continue
-        masks = load_masks(round_dir(ticket_dir, k) / MASK_NAME)
         model = task.build_model(config.seed + REINIT_SEED_OFFSET)
+        masks = _load_masks(round_dir(ticket_dir, k) / MASK_NAME, model)
         _run_round(out_dir, k, model, masks, task, "reinit")
 
 
@@ -356,6 +404,49 @@ def _random_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
                    "random")
 
 
+def _settings(config: LotteryConfig, task: LotteryTask) -> dict:
+    """Everything besides `rounds` and the baseline that changes a run's results."""
+    def train_fields(train_config: TrainConfig) -> dict:
+        fields = dataclasses.asdict(train_config)
+        return {k: v for k, v in fields.items() if k not in _SPEED_ONLY_FIELDS}
+
+    settings = {
+        "lottery": {"rate": config.rate, "scope": config.scope,
+                    "rewind_epoch": config.rewind_epoch, "seed": config.seed},
+        "train": train_fields(task.train_config),
+        "dense_train": train_fields(task.dense_train_config or task.train_config),
+        "metadata": task.metadata or {},
+    }
+    # A JSON round trip, so tuples compare equal to the lists read back.
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _flatten(settings: dict) -> dict:
+    return {f"{section}.{key}": value for section, fields in settings.items()
+            if isinstance(fields, dict) for key, value in fields.items()}
+
+
+def check_settings(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
+    """Record the run's settings in `out_dir`, or check them against those recorded."""
+    path = Path(out_dir) / SETTINGS_NAME
+    current = _settings(config, task)
+    if not path.is_file():
+        if any(Path(out_dir).glob(f"round_*/{RESULT_NAME}")):
+            logger.warning("%s: no %s (written by an older version); recording the current "
+                           "settings without checking them", out_dir, SETTINGS_NAME)
+        atomic_write_text(path, json.dumps(current, indent=2) + "\n")
+        return
+    saved = _read_json(path)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+    old, new = _flatten(saved), _flatten(current)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(f"{out_dir} was written with different pruning settings ({details}); "
+                         f"use a new output folder or the same settings")
+
+
 def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -> pd.DataFrame:
     """Run (or resume) IMP, or a baseline of it, in `out_dir`; returns its rounds table.
 
@@ -365,6 +456,7 @@ def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(out_dir, config, task)
     if config.baseline == "none":
         _imp_rounds(out_dir, config, task)
         return write_rounds_csv(out_dir)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from tqdm import tqdm
 from sparsespikformer.model.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
-    load_checkpoint,
+    load_training_checkpoint,
     save_checkpoint,
 )
 from sparsespikformer.model.datasets import Dataset
@@ -65,6 +66,13 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 _RESUMABLE_CHANGES = {"epochs", "eval_batch_size", "num_workers", "num_threads"}
 
 
+_FLOAT_FIELDS = ("lr", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",
+                 "mixup_alpha")
+# numpy seeds are 32-bit unsigned (and seed * stride + epoch must fit torch's int64 seeds);
+# analysis/arg_types.py checks --seed against the same limit.
+SEED_LIMIT = 2**32
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
@@ -83,6 +91,12 @@ class TrainConfig:
     deterministic: bool = True        # torch.use_deterministic_algorithms during training
 
     def __post_init__(self) -> None:
+        # NaN passes no range test below (every comparison is False) and inf trains to NaN.
+        for name in _FLOAT_FIELDS:
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise ValueError(f"seed must be in 0..{SEED_LIMIT - 1}, got {self.seed}")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                     "eval_batch_size": self.eval_batch_size}
         for name, value in positive.items():
@@ -233,19 +247,21 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
 
 def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
             config: TrainConfig) -> _RunState:
-    state = load_checkpoint(path)
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not a training checkpoint of this version")
+    state = load_training_checkpoint(path)
     _check_resumable(state["config"], config, path)
+    if state["epoch"] > config.epochs:
+        raise ValueError(f"{path} has {state['epoch']} epochs done, more than epochs="
+                         f"{config.epochs}; use a new output folder or epochs >= "
+                         f"{state['epoch']}")
     try:
         model.load_state_dict(state["model"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError, KeyError) as err:
+        torch.set_rng_state(state["torch_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
         summary = " ".join(str(err).split())[:300]
         raise ValueError(f"{path}: checkpoint does not fit this model ({summary})") from err
-    torch.set_rng_state(state["torch_rng"])
     logger.info("resuming from %s after epoch %d", path, state["epoch"])
-    return _RunState(epoch=int(state["epoch"]), history=list(state["history"]))
+    return _RunState(epoch=state["epoch"], history=list(state["history"]))
 
 
 def _save(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,

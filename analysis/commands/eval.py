@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.analysis.arg_types import positive_int
+
 HELP = "evaluate a checkpoint: top-1 accuracy and loss on a data split"
 
 
@@ -14,9 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                          "was trained as)")
     parser.add_argument("--data", help="data spec (default: the training data, else digits)")
     parser.add_argument("--split", choices=("train", "test"), default="test")
-    parser.add_argument("--img-size", type=int, help="resize inputs (default: as trained)")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--img-size", type=positive_int, help="resize inputs (default: as trained)")
+    parser.add_argument("--batch-size", type=positive_int, default=256)
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,11 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.model_loading import load_model_for_data
     from sparsespikformer.model.training import evaluate
 
-    if args.batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
     if args.threads is not None:
-        if args.threads <= 0:
-            raise ValueError(f"--threads must be positive, got {args.threads}")
         torch.set_num_threads(args.threads)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,

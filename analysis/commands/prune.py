@@ -13,6 +13,14 @@ round 0's backbone).
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from sparsespikformer.analysis.arg_types import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    rng_seed,
+)
 
 HELP = "lottery-ticket pruning: iterative magnitude pruning with rewinding, or a baseline"
 
@@ -28,35 +36,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
                              "frames:PATH (default %(default)s)")
     parser.add_argument("--out", required=True, help="output folder (round_XX/, rounds.csv)")
-    parser.add_argument("--rounds", type=int, default=9,
+    parser.add_argument("--rounds", type=non_negative_int, default=9,
                         help="pruning rounds after the dense one (default %(default)s: "
                              "1 - 0.75^9 = 92.5%% sparsity)")
-    parser.add_argument("--rate", type=float, default=0.25,
+    parser.add_argument("--rate", type=finite_float, default=0.25,
                         help="fraction of the surviving weights removed per round "
                              "(default %(default)s)")
-    parser.add_argument("--rewind-epoch", type=int, default=1,
+    parser.add_argument("--rewind-epoch", type=non_negative_int, default=1,
                         help="rewind survivors to their weights after this epoch "
                              "(default %(default)s; 0 = initialisation)")
     parser.add_argument("--baseline", choices=("none", "reinit", "oneshot", "random"),
                         default="none", help="none = IMP (default); reinit = winning masks on a "
                         "fresh initialisation; oneshot = one pruning to the final sparsity; "
                         "random = random masks")
-    parser.add_argument("--baseline-rounds", type=int, nargs="+", metavar="K",
+    parser.add_argument("--baseline-rounds", type=positive_int, nargs="+", metavar="K",
                         help="train the reinit / random baseline only at these rounds "
                              "(default: every round)")
     parser.add_argument("--scope", choices=("global", "layer"), default="global",
                         help="rank weights over the whole model or per tensor (default global)")
     parser.add_argument("--teacher", help="trained dense checkpoint: initialises a "
                         "sparsespikformer_* model's backbone and is its KL teacher")
-    parser.add_argument("--keep-ratio", type=float, help="token keep ratio ρ (selector presets)")
+    parser.add_argument("--keep-ratio", type=finite_float,
+                        help="token keep ratio ρ (selector presets)")
     parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
                         help="token scorer (selector presets)")
-    parser.add_argument("--img-size", type=int, help="resize inputs (default: the preset's size)")
-    parser.add_argument("--epochs", type=int, help="epochs per round (default: the recipe's)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--seed", type=int, help="initialisation and shuffling seed")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--img-size", type=positive_int,
+                        help="resize inputs (default: the preset's size)")
+    parser.add_argument("--epochs", type=positive_int,
+                        help="epochs per round (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    parser.add_argument("--seed", type=rng_seed, help="initialisation and shuffling seed")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -110,8 +121,11 @@ def run(args: argparse.Namespace) -> int:
         initial_state=student_state_from_teacher(probe, teacher) if teacher else None,
         loss_fn=SelectorLoss(teacher, SelectorLossConfig()) if has_selectors else None,
         progress=not args.no_progress,
+        # Recorded in OUT (settings.json): a resumed run must use the same model, data and
+        # teacher. The teacher's path stands for its weights.
         metadata={"preset": args.preset, "data": args.data, "img_size": img_size,
-                  "overrides": overrides})
+                  "overrides": overrides,
+                  "teacher": str(Path(args.teacher).resolve()) if args.teacher else None})
     table = run_lottery(lottery, task, args.out)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"rounds table: {baseline_dir(args.out, args.baseline)}/rounds.csv")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from sparsespikformer.analysis.arg_types import finite_float, positive_int, rng_seed
+
 HELP = "record a per-layer spike/sparsity trace (real samples, or --synthetic statistics)"
 
 log = logging.getLogger(__name__)
@@ -20,10 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="weights to trace (checkpoint.pt or a state dict)")
     parser.add_argument("--data", help="data spec (default: the checkpoint's, else digits)")
     parser.add_argument("--split", choices=("train", "test"), default="test")
-    parser.add_argument("--samples", type=int, default=256, help="samples to trace")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--img-size", type=int, help="input size (default: as trained)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--samples", type=positive_int, default=256, help="samples to trace")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--img-size", type=positive_int, help="input size (default: as trained)")
+    parser.add_argument("--seed", type=rng_seed, default=0)
     parser.add_argument("--real-stats-samples", default="all", metavar="N|all",
                         help="measure the statistics no count needs (LIF membrane currents, "
                              "non-zero fraction of pre-activation outputs) on the first N "
@@ -32,19 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",
                            help="assume statistics instead of running samples")
-    synthetic.add_argument("--firing-rate", type=float, default=0.15,
+    synthetic.add_argument("--firing-rate", type=finite_float, default=0.15,
                            help="mean input events per element (default 0.15)")
-    synthetic.add_argument("--weight-density", type=float, default=1.0,
+    synthetic.add_argument("--weight-density", type=finite_float, default=1.0,
                            help="fraction of non-zero weights (default 1.0)")
-    synthetic.add_argument("--keep-ratio", type=float, default=1.0,
+    synthetic.add_argument("--keep-ratio", type=finite_float, default=1.0,
                            help="token keep ratio per selector (default 1.0)")
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("samples", "batch_size"):
-        if getattr(args, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, "
-                             f"got {getattr(args, name)}")
     if not args.synthetic:
         _real_stats_samples(args.real_stats_samples)  # reject bad input before loading
     trace = _synthetic(args) if args.synthetic else _recorded(args)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.analysis.arg_types import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    rng_seed,
+)
+
 HELP = "train a preset on a data set (resumes if --out holds a checkpoint)"
 
 # CLI flag -> TrainConfig field; unset flags keep the recipe's value.
@@ -24,27 +31,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
                              "frames:PATH (default %(default)s)")
     parser.add_argument("--out", required=True, help="output folder (checkpoint.pt, history.csv)")
-    parser.add_argument("--img-size", type=int, help="resize inputs (default: the preset's size)")
-    parser.add_argument("--depth", type=int, help="override the preset's number of blocks")
-    parser.add_argument("--embed-dim", type=int, help="override the preset's embedding width")
-    parser.add_argument("--num-heads", type=int, help="override the preset's attention heads")
-    parser.add_argument("--timesteps", type=int, help="override the preset's T (images)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--warmup-epochs", type=float)
-    parser.add_argument("--min-lr", type=float)
-    parser.add_argument("--label-smoothing", type=float)
-    parser.add_argument("--mixup", type=float, help="mixup alpha (0 = off)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--workers", type=int, help="image decoding processes (imagefolder)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--img-size", type=positive_int,
+                        help="resize inputs (default: the preset's size)")
+    parser.add_argument("--depth", type=positive_int, help="override the preset's number of blocks")
+    parser.add_argument("--embed-dim", type=positive_int,
+                        help="override the preset's embedding width")
+    parser.add_argument("--num-heads", type=positive_int,
+                        help="override the preset's attention heads")
+    parser.add_argument("--timesteps", type=positive_int, help="override the preset's T (images)")
+    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    parser.add_argument("--weight-decay", type=finite_float)
+    parser.add_argument("--warmup-epochs", type=finite_float)
+    parser.add_argument("--min-lr", type=finite_float)
+    parser.add_argument("--label-smoothing", type=finite_float)
+    parser.add_argument("--mixup", type=finite_float, help="mixup alpha (0 = off)")
+    parser.add_argument("--seed", type=rng_seed)
+    parser.add_argument("--workers", type=non_negative_int,
+                        help="image decoding processes (imagefolder)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     # token selection (sparsespikformer_* presets; see model/selector_training.py)
     parser.add_argument("--teacher", help="trained dense checkpoint: the selector model starts "
                         "from it and trains with CE + 2.0 ratio MSE + 0.5 KL to it")
-    parser.add_argument("--keep-ratio", type=float, help="token keep ratio ρ (selector presets)")
+    parser.add_argument("--keep-ratio", type=finite_float,
+                        help="token keep ratio ρ (selector presets)")
     parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
                         help="token scorer (selector presets)")
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import exit_code
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.model import list_models, register_preset
@@ -116,10 +120,106 @@ def test_pruning_composes_with_token_selection(tmp_path, frames_dir, teacher_che
     (["--keep-ratio", "0.5"], "sparsespikformer_"),
     (["--teacher", "missing.pt", "--preset", SPARSE], "missing.pt"),
     (["--rewind-epoch", "3"], "rewind_epoch"),
+    (["--lr", "inf"], "argument --lr: expected a finite number"),
+    (["--rate", "nan"], "argument --rate: expected a finite number"),
+    (["--img-size", "0"], "argument --img-size: expected a positive integer"),
+    (["--seed", "-1"], "argument --seed: expected an integer"),
+    (["--teacher", "TEXT", "--preset", SPARSE], "text.pt: not a readable checkpoint"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, frames_dir, capsys, extra, message):
+    (tmp_path / "text.pt").write_text("hello\n")
+    extra = [str(tmp_path / "text.pt") if a == "TEXT" else a for a in extra]
     args = ["prune", "--preset", DENSE, "--data", frames_dir, "--rounds", "1",
             "--out", str(tmp_path / "x"), *TRAIN, *extra]
-    assert main(args) == 2
+    assert exit_code(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- resuming a damaged or
+# different run: every problem is one line naming the file or the changed settings
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, frames_dir):
+    """A finished 1-round IMP run, copied by each test before it damages it."""
+    out = tmp_path_factory.mktemp("finished") / "lth"
+    assert main(_prune_args(out, frames_dir)) == 0
+    return out
+
+
+def _prune_args(out, frames_dir, *extra) -> list[str]:
+    return ["prune", "--preset", DENSE, "--data", frames_dir, "--rounds", "1",
+            "--out", str(out), *TRAIN, *extra]
+
+
+def _resume_error(finished_run, tmp_path, frames_dir, capsys, damage, *extra) -> tuple:
+    out = tmp_path / "lth"
+    shutil.copytree(finished_run, out)
+    damage(out)
+    code = exit_code(_prune_args(out, frames_dir, *extra))
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return code, err, out
+
+
+def _other_model_weights(out):
+    # a state dict of another model (the tiny preset one block deeper): wrong keys and shapes
+    shutil.rmtree(out / "round_01")
+    torch.save({"head.weight": torch.zeros(7, 3)}, out / "round_00" / "weights.pt")
+
+
+def _wrong_shapes(out):
+    shutil.rmtree(out / "round_01")
+    weights = torch.load(out / "round_00" / "weights.pt", weights_only=True)
+    weights["head.weight"] = torch.zeros(5, 16)
+    torch.save(weights, out / "round_00" / "weights.pt")
+
+
+def _text_mask(out):
+    shutil.rmtree(out / "round_01")
+    (out / "round_00" / "mask.pt").write_text("hello\n")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_other_model_weights, "round_00/weights.pt: weights do not fit the model"),
+    (_wrong_shapes, "round_00/weights.pt: weights do not fit the model"),
+    (_text_mask, "round_00/mask.pt: not a readable checkpoint"),
+    (lambda out: (out / "round_01" / "result.json").write_text("[1]"),
+     "round_01/result.json: expected a JSON object, got list"),
+    (lambda out: (out / "round_01" / "result.json").write_text("{"),
+     "round_01/result.json: not valid JSON"),
+    (lambda out: (out / "round_01" / "result.json").write_text('{"round": 1}'),
+     "round_01/result.json: missing key(s) 'weight_sparsity'"),
+    (lambda out: (out / "settings.json").write_text("{"), "settings.json: not valid JSON"),
+], ids=["other_model", "wrong_shapes", "text_mask", "result_list", "result_truncated",
+        "result_keys", "settings_truncated"])
+def test_resume_with_damaged_files_names_the_file(finished_run, tmp_path, frames_dir, capsys,
+                                                  damage, message):
+    code, err, out = _resume_error(finished_run, tmp_path, frames_dir, capsys, damage)
+    assert code == 2 and f"{out}/{message}" in err
+
+
+@pytest.mark.parametrize("extra, change", [
+    (["--rate", "0.5"], "lottery.rate: 0.25 -> 0.5"),
+    (["--scope", "layer"], "lottery.scope: 'global' -> 'layer'"),
+    (["--rewind-epoch", "0"], "lottery.rewind_epoch: 1 -> 0"),
+    (["--epochs", "2"], "train.epochs: 1 -> 2"),
+    (["--lr", "0.02"], "train.lr: 0.0005 -> 0.02"),
+    (["--batch-size", "8"], "train.batch_size: 16 -> 8"),
+    (["--seed", "1"], "lottery.seed: 0 -> 1"),
+    (["--img-size", "4"], "metadata.img_size: 8 -> 4"),
+])
+def test_resume_with_other_settings_is_an_error(finished_run, tmp_path, frames_dir, capsys,
+                                                extra, change):
+    code, err, out = _resume_error(finished_run, tmp_path, frames_dir, capsys,
+                                   lambda out: None, *extra)
+    assert code == 2
+    assert f"{out} was written with different pruning settings (" in err and change in err
+
+
+def test_resume_with_other_threads_is_allowed(finished_run, tmp_path, frames_dir):
+    out = tmp_path / "lth"
+    shutil.copytree(finished_run, out)
+    assert main(_prune_args(out, frames_dir, "--threads", "1")) == 0
+    assert json.loads((out / "settings.json").read_text())["lottery"]["rate"] == 0.25

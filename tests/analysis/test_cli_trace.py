@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from cli_helpers import exit_code
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.simulator.trace import Trace
@@ -39,11 +40,14 @@ def test_trace_synthetic_full_size_preset(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--real-stats-samples", "0"], "--real-stats-samples"),
     (["--real-stats-samples", "some"], "--real-stats-samples"),
-    (["--samples", "0"], "--samples"),
+    (["--samples", "0"], "argument --samples: expected a positive integer"),
+    (["--img-size", "0"], "argument --img-size: expected a positive integer"),
+    (["--seed", "-1"], "argument --seed"),
+    (["--synthetic", "--firing-rate", "nan"], "argument --firing-rate: expected a finite"),
 ])
 def test_trace_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     base = ["trace", "--preset", "spikformer_4_64_digits", "--out", str(tmp_path / "t")]
-    assert main(base + argv) == 2
+    assert exit_code(base + argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not (tmp_path / "t").exists()

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from cli_helpers import exit_code
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.model.checkpoint import load_checkpoint
@@ -102,12 +103,22 @@ def test_train_on_frames_fits_classes_channels_and_timesteps(tmp_path, capsys):
     (["train", "--data", "mnist", "--out", "X"], "unknown data spec 'mnist'"),
     (["train", "--data", "cifar10:/no/such/dir", "--out", "X"], "/no/such/dir"),
     (["train", "--preset", "no_such_model", "--out", "X"], "no_such_model"),
-    (["train", "--epochs", "0", "--out", "X"], "epochs must be positive"),
+    (["train", "--epochs", "0", "--out", "X"], "argument --epochs: expected a positive integer"),
     (["eval", "--checkpoint", "/no/such.pt"], "/no/such.pt"),
+    # non-finite floats trained to NaN (nan passes no range check; inf overflows)
+    (["train", "--weight-decay", "nan", "--out", "X"], "argument --weight-decay: expected a"),
+    (["train", "--weight-decay", "inf", "--out", "X"], "argument --weight-decay: expected a"),
+    (["train", "--lr", "inf", "--out", "X"], "argument --lr: expected a finite"),
+    (["train", "--lr", "nan", "--out", "X"], "argument --lr: expected a finite"),
+    (["train", "--mixup", "nan", "--out", "X"], "argument --mixup: expected a finite"),
+    (["train", "--mixup", "inf", "--out", "X"], "argument --mixup: expected a finite"),
+    (["train", "--img-size", "0", "--out", "X"], "argument --img-size: expected a positive"),
+    (["eval", "--img-size", "0", "--checkpoint", "X"], "argument --img-size: expected a positive"),
+    (["train", "--seed", "-1", "--out", "X"], "argument --seed: expected an integer in 0.."),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     argv = [str(tmp_path / a) if a == "X" else a for a in argv]
-    assert main(argv) == 2
+    assert exit_code(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
@@ -129,3 +140,54 @@ def test_trained_weights_are_deterministic(trained, tmp_path):
     first = load_checkpoint(trained / "checkpoint.pt")["model"]
     second = load_checkpoint(again / "checkpoint.pt")["model"]
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def _bad_checkpoints(folder) -> dict:
+    """A text file, and a training checkpoint without its weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "text.pt").write_text("hello\n")            # torch.load raised KeyError: 101
+    torch.save({"format": "sparsespikformer-train", "version": 1}, folder / "no_model.pt")
+    return {"text.pt": "text.pt: not a readable checkpoint",
+            "no_model.pt": "no_model.pt: missing key(s) 'model'"}
+
+
+@pytest.mark.parametrize("name", ["text.pt", "no_model.pt"])
+@pytest.mark.parametrize("command", ["eval", "trace", "teacher"])
+def test_bad_checkpoint_is_one_line_and_exit_2(command, name, tmp_path, capsys):
+    message = _bad_checkpoints(tmp_path)[name]
+    checkpoint = str(tmp_path / name)
+    argv = {"eval": ["eval", "--checkpoint", checkpoint, *_TINY_EVAL],
+            "trace": ["trace", "--checkpoint", checkpoint, *_TINY_EVAL,
+                      "--out", str(tmp_path / "t")],
+            "teacher": ["train", "--preset", "sparsespikformer_4_64_digits", "--teacher",
+                        checkpoint, "--out", str(tmp_path / "o"), "--no-progress"]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", ["text.pt", "no_model.pt"])
+def test_resume_from_bad_checkpoint_is_one_line_and_exit_2(name, tmp_path, capsys):
+    message = _bad_checkpoints(tmp_path)[name]
+    out = tmp_path / "run"
+    out.mkdir()
+    (tmp_path / name).rename(out / "checkpoint.pt")
+    assert main(["train", *_TINY, "--epochs", "1", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}/" + message.replace(name, "checkpoint.pt") in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("metadata, message", [
+    ({"preset": "spikformer_4_64_digits", "img_size": 0}, "'metadata.img_size' is 0"),
+    ({"preset": "spikformer_4_64_digits", "overrides": [1]}, "'metadata.overrides' is [1]"),
+    ({"preset": "spikformer_4_64_digits", "overrides": {"bogus": 1}},
+     "'metadata.overrides' do not fit"),
+    ("x", "'metadata' is a str"),
+])
+def test_eval_checks_the_checkpoint_metadata(metadata, message, tmp_path, capsys):
+    torch.save({"format": "sparsespikformer-train", "version": 1, "model": {},
+                "metadata": metadata}, tmp_path / "meta.pt")
+    assert main(["eval", "--checkpoint", str(tmp_path / "meta.pt")]) == 2
+    err = capsys.readouterr().err
+    assert f"meta.pt: {message}" in err and err.count("\n") == 1

@@ -173,3 +173,32 @@ def test_dense_round_can_train_longer_than_the_retraining_rounds(tmp_path):
     epochs = {k: len(pd.read_csv(tmp_path / f"round_0{k}" / "train" / "history.csv"))
               for k in (0, 1)}
     assert epochs == {0: 3, 1: 1}
+
+
+def test_resume_checks_the_recorded_settings(tmp_path, caplog):
+    run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["lottery"] == {"rate": 0.25, "scope": "global", "rewind_epoch": 1, "seed": 0}
+    assert "num_threads" not in settings["train"]                 # speed only: may change
+    with pytest.raises(ValueError, match=r"was written with different pruning settings "
+                                         r"\(dense_train.lr: 0.01 -> 0.02, train.lr: 0.01 -> "):
+        task = _task()
+        run_lottery(LotteryConfig(rounds=1),
+                    dataclasses.replace(task, train_config=dataclasses.replace(
+                        task.train_config, lr=2e-2)), tmp_path)
+    # a folder from before settings were recorded: resumed with a warning, then recorded
+    (tmp_path / "settings.json").unlink()
+    run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)
+    assert "recording the current settings without checking them" in caplog.text
+    assert json.loads((tmp_path / "settings.json").read_text()) == settings
+
+
+def test_round_result_must_match_its_folder(tmp_path):
+    run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)
+    result = json.loads((tmp_path / "round_01" / "result.json").read_text())
+    (tmp_path / "round_01" / "result.json").write_text(json.dumps({**result, "round": 0}))
+    with pytest.raises(ValueError, match="round_01/result.json: 'round' is 0, not the folder"):
+        run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)
+    (tmp_path / "round_01" / "result.json").write_text(json.dumps({**result, "seconds": "x"}))
+    with pytest.raises(ValueError, match="round_01/result.json: 'seconds' must be a number"):
+        run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pandas as pd
@@ -10,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsespikformer.model.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from sparsespikformer.model.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    load_model_weights,
+    load_training_checkpoint,
+    save_checkpoint,
+)
 from sparsespikformer.model.data_base import DatasetInfo, InMemoryDataset
 from sparsespikformer.model.datasets import load_dataset
 from sparsespikformer.model.schedule import WarmupCosineSchedule
@@ -130,6 +137,21 @@ def test_train_config_validation():
         TrainConfig(label_smoothing=1.0)
 
 
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "warmup_epochs", "min_lr",
+                                   "label_smoothing", "mixup_alpha"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_train_config_rejects_non_finite_numbers(field, value):
+    # nan passed every range check (mixup nan = off; lr nan blamed min_lr); inf trained to NaN
+    with pytest.raises(ValueError, match=f"^{field} must be a finite number"):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_train_config_rejects_seeds_numpy_cannot_take(seed):
+    with pytest.raises(ValueError, match="^seed must be in 0..4294967295"):
+        TrainConfig(seed=seed)
+
+
 # ---------------------------------------------------------------- evaluate
 
 
@@ -229,6 +251,14 @@ def test_resume_refuses_changed_settings(tmp_path, digits_small):
               tmp_path, progress=False)
 
 
+def test_resume_refuses_fewer_epochs_than_done(tmp_path, digits_small):
+    config = TrainConfig(epochs=2, batch_size=32)
+    train(_model(0), *digits_small, config, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="checkpoint.pt has 2 epochs done, more than epochs=1"):
+        train(_model(0), *digits_small, dataclasses.replace(config, epochs=1), tmp_path,
+              progress=False)
+
+
 def test_hooks_run_every_step_and_can_hold_weights_at_zero(tmp_path, digits_small):
     counts = {"backward": 0, "step": 0, "loss": 0}
     mask = torch.ones_like(TinyNet().head.weight)
@@ -287,6 +317,54 @@ def test_checkpoint_weights_load_and_errors(tmp_path, digits_small):
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
     assert not list(tmp_path.glob(".*.tmp"))                            # no half-written files
+
+
+def _truncated(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_text("hello\n"), "not a readable checkpoint"),   # was KeyError: 101
+    (lambda p: p.write_bytes(b""), "not a readable checkpoint"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 4), "not a readable checkpoint"),
+    (_truncated, "not a readable checkpoint"),
+    (lambda p: torch.save([1, 2], p), "expected a dict, got list"),
+], ids=["text", "empty", "binary", "truncated", "list"])
+def test_unreadable_checkpoint_is_a_value_error_naming_the_file(tmp_path, write, message):
+    path = tmp_path / "bad.pt"
+    save_checkpoint(path, {"w": torch.zeros(3)})
+    write(path)
+    with pytest.raises(ValueError, match=f"^{path}: {message}"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"format": CHECKPOINT_FORMAT, "version": 1}, "missing key\\(s\\) 'model'"),
+    ({"format": CHECKPOINT_FORMAT, "version": 1, "model": 5}, "'model' is not a state dict"),
+    ({"format": CHECKPOINT_FORMAT, "version": 2, "model": {}}, "checkpoint version 2"),
+    ({"w": torch.zeros(2), "step": 3}, "neither a training checkpoint nor a state dict"),
+], ids=["no_model", "model_int", "version", "mixed"])
+def test_malformed_checkpoint_is_a_value_error_naming_file_and_key(tmp_path, state, message):
+    save_checkpoint(tmp_path / "c.pt", state)
+    with pytest.raises(ValueError, match=f"c.pt: {message}"):
+        load_model_weights(TinyNet(), tmp_path / "c.pt")
+
+
+def test_training_checkpoint_checks_every_key(tmp_path, digits_small):
+    train(_model(0), *digits_small, TrainConfig(epochs=1, batch_size=32), tmp_path,
+          progress=False)
+    state = load_training_checkpoint(tmp_path / "checkpoint.pt")
+    del state["optimizer"]
+    state["history"] = "x"
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    with pytest.raises(ValueError, match="checkpoint.pt: missing key\\(s\\) 'optimizer'"):
+        train(_model(0), *digits_small, TrainConfig(epochs=2, batch_size=32), tmp_path,
+              progress=False)
+    state["optimizer"] = {}
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
+    with pytest.raises(ValueError, match="checkpoint.pt: 'history' is a str, expected list"):
+        load_training_checkpoint(tmp_path / "checkpoint.pt")
 
 
 # ---------------------------------------------------------------- recipes

@@ -17,13 +17,13 @@ their stored dtype in memory (uint8 frames are 4x smaller than float).
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sparsespikformer.model.data_base import BatchTransform, DatasetInfo, InMemoryDataset
+from sparsespikformer.simulator.trace import NPZ_READ_ERRORS
 
 FRAMES_NDIM = 5   # (N, T, C, H, W)
 
@@ -34,7 +34,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as err:
+    except NPZ_READ_ERRORS as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from err
 
 
@@ -63,7 +63,7 @@ def _largest_label(root: Path, split: str) -> int:
     try:
         with np.load(other, allow_pickle=False) as archive:   # reads only 'labels'
             labels = archive["labels"]
-    except (zipfile.BadZipFile, ValueError, KeyError, EOFError, OSError) as err:
+    except (*NPZ_READ_ERRORS, KeyError) as err:
         raise ValueError(f"{other}: not a readable .npz file with 'labels' ({err})") from err
     return int(labels.max(initial=-1))
 

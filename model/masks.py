@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sparsespikformer.model.checkpoint import load_checkpoint
 from sparsespikformer.simulator.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ def load_masks(path: str | Path) -> Masks:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = load_checkpoint(path)  # any unreadable file: a ValueError naming it
     if not isinstance(loaded, dict) or not all(torch.is_tensor(v) for v in loaded.values()):
         raise ValueError(f"{path}: not a mask file (expected a dict of tensors)")
     return {name: m.to(torch.bool) for name, m in loaded.items()}

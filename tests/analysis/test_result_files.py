@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import zipfile
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from sparsespikformer.analysis.report import build_report
 from sparsespikformer.analysis.result_files import read_kept_tokens, read_table, \
     write_kept_tokens
 from sparsespikformer.analysis.sweep_store import read_results
+from damaged_files import flip_compressed_bytes
 from test_plot_data import energy_rows
 
 
@@ -24,20 +24,6 @@ def bad_energy_table(path):
     table.loc[3, "energy_pj"] = "abc"
     table.to_csv(path, index=False)
     return path
-
-
-def flip_compressed_bytes(path):
-    """Corrupt the deflated data of the first member, leaving the zip directory intact:
-    a first byte of 0xFF is a deflate block of the reserved type 3, so zlib fails."""
-    with zipfile.ZipFile(path) as archive:
-        info = archive.infolist()[0]
-    assert info.compress_type == zipfile.ZIP_DEFLATED
-    data = bytearray(path.read_bytes())
-    local = info.header_offset  # local header: 30 bytes, then name and extra field
-    name_length, extra_length = (int.from_bytes(data[local + at:local + at + 2], "little")
-                                 for at in (26, 28))
-    data[local + 30 + name_length + extra_length] = 0xFF
-    path.write_bytes(bytes(data))
 
 
 def kept_tokens_file(path, **kept):

@@ -16,6 +16,8 @@ from sparsespikformer.simulator.trace import (
     synthetic_trace,
 )
 
+from damaged_files import flip_compressed_bytes
+
 # A two-block toy network: conv (real input), a linear in each block, attention in block 1.
 SHAPES = [
     dict(layer="conv", kind="conv", block=-1, tokens_in=16, tokens_out=16, in_numel=16,
@@ -188,20 +190,6 @@ def test_layer_table_without_layer_column_is_reported_before_the_arrays(tmp_path
     layers.to_csv(directory / "layers.csv", index=False)
     with pytest.raises(TraceError, match="layers.csv: missing columns: layer"):
         Trace.load(directory)
-
-
-def flip_compressed_bytes(path):
-    """Corrupt the deflated data of the first member, leaving the zip directory intact:
-    a first byte of 0xFF is a deflate block of the reserved type 3, so zlib fails."""
-    with zipfile.ZipFile(path) as archive:
-        info = archive.infolist()[0]
-    assert info.compress_type == zipfile.ZIP_DEFLATED
-    data = bytearray(path.read_bytes())
-    local = info.header_offset  # local header: 30 bytes, then name and extra field
-    name_length, extra_length = (int.from_bytes(data[local + at:local + at + 2], "little")
-                                 for at in (26, 28))
-    data[local + 30 + name_length + extra_length] = 0xFF
-    path.write_bytes(bytes(data))
 
 
 def test_flipped_bytes_in_compressed_arrays_are_reported(tmp_path):

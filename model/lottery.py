@@ -426,11 +426,17 @@ def _flatten(settings: dict) -> dict:
             if isinstance(fields, dict) for key, value in fields.items()}
 
 
+def _has_saved_work(out_dir: Path) -> bool:
+    """Whether any round result, weights or training checkpoint exists under `out_dir`."""
+    return any(out_dir.rglob("*.pt")) or any(out_dir.rglob(RESULT_NAME))
+
+
 def check_settings(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
     """Record the run's settings in `out_dir`, or check them against those recorded."""
     path = Path(out_dir) / SETTINGS_NAME
     current = _settings(config, task)
-    if not path.is_file():
+    if not path.is_file() or not _has_saved_work(Path(out_dir)):
+        # Nothing saved yet (say, the first try ran out of memory): any settings may start.
         if any(Path(out_dir).glob(f"round_*/{RESULT_NAME}")):
             logger.warning("%s: no %s (written by an older version); recording the current "
                            "settings without checking them", out_dir, SETTINGS_NAME)

@@ -560,11 +560,16 @@ def _apply_keep_ratio(shapes: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
     """
     shapes = shapes.copy()
     block = shapes["block"].to_numpy()
-    attention = shapes["kind"].str.startswith("attn").to_numpy()
+    kind = shapes["kind"]
+    attention = kind.str.startswith("attn").to_numpy()
     tokens_in = shapes["tokens_in"].to_numpy().astype(np.int64)
-    block_tokens = pd.Series(tokens_in[~attention]).groupby(block[~attention]).max()
+    # A selector row sees the tokens before its selection: not the block's count.
+    token_wise = ~attention & (kind != "selector").to_numpy()
+    block_tokens = pd.Series(tokens_in[token_wise]).groupby(block[token_wise]).max()
     later = block >= 1
-    tokens = block_tokens.reindex(block).fillna(0).to_numpy().astype(np.int64)
+    # Token-wise rows shrink their own count; attention rows the block's.
+    tokens = np.where(attention, block_tokens.reindex(block).fillna(0).to_numpy(),
+                      tokens_in).astype(np.int64)
     kept = np.where(later, np.maximum(1, (tokens * keep_ratio ** block).astype(np.int64)),
                     tokens)
 

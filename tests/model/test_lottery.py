@@ -11,7 +11,7 @@ import torch
 from pruning_fixtures import TINY_PRUNABLE, tiny_dataset, tiny_model, tiny_train_config
 
 from sparsespikformer.model.checkpoint import load_checkpoint
-from sparsespikformer.model.lottery import LotteryConfig, LotteryTask, run_lottery
+from sparsespikformer.model.lottery import LotteryConfig, LotteryTask, check_settings, run_lottery
 from sparsespikformer.model.masks import load_masks, prunable_parameters
 from sparsespikformer.model.training import default_loss, train
 
@@ -191,6 +191,18 @@ def test_resume_checks_the_recorded_settings(tmp_path, caplog):
     run_lottery(LotteryConfig(rounds=1), _task(), tmp_path)
     assert "recording the current settings without checking them" in caplog.text
     assert json.loads((tmp_path / "settings.json").read_text()) == settings
+
+
+def test_settings_may_change_while_nothing_is_saved(tmp_path):
+    """A first try that saved nothing (out of memory at the first step) binds nothing."""
+    task = _task()
+    check_settings(tmp_path, LotteryConfig(rounds=1), task)  # what a failed first try leaves
+    (tmp_path / "round_00").mkdir()
+    other = dataclasses.replace(task, train_config=dataclasses.replace(task.train_config,
+                                                                       lr=2e-2))
+    check_settings(tmp_path, LotteryConfig(rounds=1), other)
+    saved = json.loads((tmp_path / "settings.json").read_text())
+    assert saved["train"]["lr"] == 2e-2
 
 
 def test_round_result_must_match_its_folder(tmp_path):

@@ -309,6 +309,17 @@ def test_synthetic_keep_ratio_gives_a_selected_models_shapes(attn_order):
     pd.testing.assert_frame_equal(got.loc[block_1, columns], expected.loc[block_1, columns])
 
 
+def test_synthetic_keep_ratio_keeps_a_selector_models_rows_consistent():
+    """A model that already selects: its selector rows see more tokens than their block's
+    other rows; every linear's numel must still follow its own token count."""
+    shapes = layer_shapes(add_selectors(small_model(), keep_ratio=0.5), (1, 16, 16))
+    layers = synthetic_trace(shapes, keep_ratio=0.5, timesteps=TIMESTEPS).layers
+    linear = layers[layers.kind.isin(["linear", "selector"]) & (layers.block >= 1)]
+    assert len(linear) > 4
+    assert (linear.in_numel == linear.tokens_in * linear.gemm_k).all()
+    assert (linear.gemm_m == linear.tokens_in).all()
+
+
 def test_recording_under_inference_mode_gives_the_same_trace():
     """Inference tensors have no version counter: the statistics cache must cope."""
     model, inputs = small_model(), images()

@@ -399,10 +399,14 @@ def _replace_directory(target: Path, fill: Any) -> Path:
 
 
 def _refuse_non_directory(target: Path) -> None:
-    # Only a directory is ours to replace: a file or a dangling link there is someone's data.
+    # Only an empty directory or a trace is ours to replace: a file, a dangling link or a
+    # folder of other things there (`--out runs`) is someone's data.
     if (target.exists() or target.is_symlink()) and not target.is_dir():
         raise FileExistsError(f"{target}: exists and is not a directory; "
                               "not replacing it (choose another path or remove it)")
+    if target.is_dir() and any(target.iterdir()) and not (target / MANIFEST_FILE).is_file():
+        raise FileExistsError(f"{target}: a non-empty directory that is not a trace (no "
+                              f"{MANIFEST_FILE}); not replacing it (choose another path)")
 
 
 def _swap_in(staging: Path, target: Path) -> None:

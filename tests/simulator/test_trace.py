@@ -110,6 +110,18 @@ def test_gemm_trace_is_scale_sim_convention():
     assert not layer.input_is_spike
 
 
+def test_save_replaces_a_trace_but_never_a_folder_of_other_files(tmp_path):
+    first = toy_trace().save(tmp_path / "t")
+    toy_trace().save(first)  # a trace over a trace: replaced
+    assert (first / "manifest.json").is_file()
+    runs = tmp_path / "runs"
+    (runs / "dense").mkdir(parents=True)
+    (runs / "dense" / "checkpoint.pt").write_text("weights")
+    with pytest.raises(FileExistsError, match="not a trace"):
+        toy_trace().save(runs)
+    assert (runs / "dense" / "checkpoint.pt").read_text() == "weights"
+
+
 def test_unknown_schema_version_is_named(tmp_path):
     directory = toy_trace().save(tmp_path / "t")
     manifest = json.loads((directory / "manifest.json").read_text())

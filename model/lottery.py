@@ -48,9 +48,9 @@ import torch
 from torch import nn
 
 from sparsespikformer.model.checkpoint import (
-    apply_model_weights,
     is_state_dict,
     load_checkpoint,
+    load_model_weights,
     load_training_checkpoint,
     require_keys,
 )
@@ -63,6 +63,7 @@ from sparsespikformer.model.masks import (
     check_masks_match,
     count_surviving,
     full_masks,
+    load_masks,
     magnitude_prune,
     prunable_parameters,
     random_prune,
@@ -71,6 +72,7 @@ from sparsespikformer.model.masks import (
 )
 from sparsespikformer.model.training import (
     CHECKPOINT_NAME,
+    SPEED_ONLY_FIELDS,
     LossFn,
     TrainConfig,
     steps_per_epoch,
@@ -89,8 +91,6 @@ MASK_NAME = "mask.pt"
 WEIGHTS_NAME = "weights.pt"
 REWIND_NAME = "rewind.pt"
 SETTINGS_NAME = "settings.json"
-# TrainConfig fields that change speed, not results: free to differ on resume.
-_SPEED_ONLY_FIELDS = ("eval_batch_size", "num_workers", "num_threads")
 REINIT_SEED_OFFSET = 7919     # a fresh initialisation that shares nothing with the ticket's
 RANDOM_PRUNE_SEED_STRIDE = 1009
 
@@ -205,13 +205,13 @@ def load_state(path: Path) -> dict:
 
 def _load_weights(model: nn.Module, path: Path) -> nn.Module:
     """`model` with the state dict in `path` loaded (strict); errors name the file."""
-    apply_model_weights(model, load_state(path), path)
+    load_model_weights(model, path)
     return model
 
 
 def _load_masks(path: Path, model: nn.Module) -> Masks:
     """The masks in `path`, checked against `model`'s prunable weights."""
-    masks = {name: m.to(torch.bool) for name, m in load_state(path).items()}
+    masks = load_masks(path)
     try:
         check_masks_match(model, masks)
     except ValueError as err:
@@ -408,7 +408,7 @@ def _settings(config: LotteryConfig, task: LotteryTask) -> dict:
     """Everything besides `rounds` and the baseline that changes a run's results."""
     def train_fields(train_config: TrainConfig) -> dict:
         fields = dataclasses.asdict(train_config)
-        return {k: v for k, v in fields.items() if k not in _SPEED_ONLY_FIELDS}
+        return {k: v for k, v in fields.items() if k not in SPEED_ONLY_FIELDS}
 
     settings = {
         "lottery": {"rate": config.rate, "scope": config.scope,

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sparsespikformer.model.checkpoint import load_checkpoint
+from sparsespikformer.model.checkpoint import is_state_dict, load_checkpoint
 from sparsespikformer.simulator.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,6 @@ def load_masks(path: str | Path) -> Masks:
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
     loaded = load_checkpoint(path)  # any unreadable file: a ValueError naming it
-    if not isinstance(loaded, dict) or not all(torch.is_tensor(v) for v in loaded.values()):
+    if not is_state_dict(loaded):
         raise ValueError(f"{path}: not a mask file (expected a dict of tensors)")
     return {name: m.to(torch.bool) for name, m in loaded.items()}

@@ -63,7 +63,9 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], torch.T
 
 # Fields that may change between an interrupted run and its resumption without
 # changing what is computed (epochs may grow: the cosine then stretches, with a warning).
-_RESUMABLE_CHANGES = {"epochs", "eval_batch_size", "num_workers", "num_threads"}
+# TrainConfig fields that change speed, not results.
+SPEED_ONLY_FIELDS = ("eval_batch_size", "num_workers", "num_threads")
+_RESUMABLE_CHANGES = {"epochs", *SPEED_ONLY_FIELDS}
 
 
 _FLOAT_FIELDS = ("lr", "weight_decay", "warmup_epochs", "min_lr", "label_smoothing",

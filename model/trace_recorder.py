@@ -151,13 +151,14 @@ class TraceRecorder:
         self._cache.scratch.release()
 
     def _hook_for(self, name: str, module: nn.Module):
-        if isinstance(module, SpikeMatmul):
+        handler = _handler_of(module)
+        if handler == "matmul":
             return lambda mod, inputs, out: self._on_matmul(name, mod, inputs, out)
-        if isinstance(module, LIF):
+        if handler == "lif":
             return lambda mod, inputs, out: self._on_lif(name, inputs[0], out)
-        if isinstance(module, nn.MaxPool2d):
+        if handler == "pool":
             return lambda mod, inputs, out: self._on_pool(name, inputs[0], out)
-        if isinstance(module, TokenSelector) and module.mlp is None:
+        if handler == "selector":
             return lambda mod, inputs, out: self._on_parameterless_selector(name, inputs[0],
                                                                             out[0])
         return lambda mod, inputs, out: self._on_weighted(name, mod, inputs[0], out)
@@ -347,12 +348,25 @@ class TraceRecorder:
         record.observe_output(nonzero_count(kept, self._cache.scratch), kept.numel())
 
 
+def _handler_of(module: nn.Module) -> str | None:
+    """Which recorder hook observes `module` (None: not recorded). The one list of types."""
+    if isinstance(module, SpikeMatmul):
+        return "matmul"
+    if isinstance(module, LIF):
+        return "lif"
+    if isinstance(module, nn.MaxPool2d):
+        return "pool"
+    if isinstance(module, TokenSelector) and module.mlp is None:
+        return "selector"  # a learned selector's MLP linears are recorded as weighted
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return "weighted"
+    return None
+
+
 def recorded_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The (name, module) pairs a `TraceRecorder` hooks, in `named_modules` order."""
     return [(name, module) for name, module in model.named_modules()
-            if isinstance(module, (SpikeMatmul, LIF, nn.MaxPool2d, nn.Linear, nn.Conv1d,
-                                   nn.Conv2d))
-            or (isinstance(module, TokenSelector) and module.mlp is None)]
+            if _handler_of(module) is not None]
 
 
 def _is_pointwise(module: nn.Module) -> bool:

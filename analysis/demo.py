@@ -65,7 +65,7 @@ class DemoContext:
     @property
     def datasets(self):
         if self._datasets is None:
-            from sparsespikformer.model.datasets import load_dataset
+            from sparsespikformer.model.data import load_dataset
 
             self._datasets = (load_dataset(self.config.data, "train"),
                               load_dataset(self.config.data, "test"))
@@ -76,7 +76,7 @@ class DemoContext:
 
 
 def _train_config(epochs: int, seed: int):
-    from sparsespikformer.model.recipes import digits_recipe
+    from sparsespikformer.model.training.recipes import digits_recipe
 
     recipe = digits_recipe()
     return replace(recipe, epochs=epochs, warmup_epochs=min(recipe.warmup_epochs, epochs),
@@ -87,7 +87,7 @@ def _lottery(ctx: DemoContext, baseline: str = "none"):
     import torch
 
     from sparsespikformer.model import create_model
-    from sparsespikformer.model.lottery import LotteryConfig, LotteryTask
+    from sparsespikformer.model.pruning.lottery import LotteryConfig, LotteryTask
 
     config = ctx.config
 
@@ -108,7 +108,7 @@ def _lottery(ctx: DemoContext, baseline: str = "none"):
 
 
 def stage_lth(ctx: DemoContext) -> dict:
-    from sparsespikformer.model.lottery import run_lottery
+    from sparsespikformer.model.pruning.lottery import run_lottery
 
     lottery, task = _lottery(ctx)
     rounds = run_lottery(lottery, task, ctx.config.out_dir / "lth")
@@ -119,7 +119,7 @@ def stage_lth(ctx: DemoContext) -> dict:
 
 
 def stage_lth_reinit(ctx: DemoContext) -> dict:
-    from sparsespikformer.model.lottery import run_lottery
+    from sparsespikformer.model.pruning.lottery import run_lottery
 
     lottery, task = _lottery(ctx, baseline="reinit")
     rounds = run_lottery(lottery, task, ctx.config.out_dir / "lth")
@@ -129,15 +129,15 @@ def stage_lth_reinit(ctx: DemoContext) -> dict:
 
 
 def _ticket(ctx: DemoContext, round_index: int):
-    from sparsespikformer.model.lottery import trained_model
+    from sparsespikformer.model.pruning.lottery import trained_model
 
     lottery, task = _lottery(ctx)
     return trained_model(ctx.config.out_dir / "lth", round_index, lottery, task)
 
 
 def _ticket_masks(ctx: DemoContext):
-    from sparsespikformer.model.lottery import MASK_NAME, round_dir
-    from sparsespikformer.model.masks import load_masks
+    from sparsespikformer.model.pruning.lottery import MASK_NAME, round_dir
+    from sparsespikformer.model.pruning.masks import load_masks
 
     return load_masks(round_dir(ctx.config.out_dir / "lth", ctx.config.lth_rounds) / MASK_NAME)
 
@@ -158,9 +158,9 @@ def _model_overrides(config: DemoConfig) -> dict:
 
 
 def _train_student(ctx: DemoContext, teacher, name: str, masks=None):
-    from sparsespikformer.model.masks import MaskEnforcer
-    from sparsespikformer.model.selector_training import train_selector
-    from sparsespikformer.model.training import evaluate
+    from sparsespikformer.model.pruning.masks import MaskEnforcer
+    from sparsespikformer.model.training.selector_training import train_selector
+    from sparsespikformer.model.training.loop import evaluate
 
     config = ctx.config
     student = _student(ctx)
@@ -177,7 +177,7 @@ def _train_student(ctx: DemoContext, teacher, name: str, masks=None):
 
 
 def _load_student(ctx: DemoContext, name: str):
-    from sparsespikformer.model.checkpoint import load_model_weights
+    from sparsespikformer.model.training.checkpoint import load_model_weights
 
     student = _student(ctx)
     load_model_weights(student, ctx.config.out_dir / name / "checkpoint.pt")
@@ -190,7 +190,7 @@ def stage_selector(ctx: DemoContext) -> dict:
 
 
 def stage_co_design(ctx: DemoContext) -> dict:
-    from sparsespikformer.model.masks import model_weight_sparsity
+    from sparsespikformer.model.pruning.masks import model_weight_sparsity
 
     student, accuracy = _train_student(ctx, _ticket(ctx, ctx.config.lth_rounds), "co_design",
                                        masks=_ticket_masks(ctx))
@@ -202,7 +202,7 @@ def stage_keep_ratios(ctx: DemoContext) -> dict:
     """Accuracy and GFLOPs vs keep ratio: parameter-free scorers on the dense model at every
     ratio (no training needed), and the trained learned selector at its ratio."""
     from sparsespikformer.model import gflops
-    from sparsespikformer.model.training import evaluate
+    from sparsespikformer.model.training.loop import evaluate
 
     config = ctx.config
     dense = _ticket(ctx, 0).eval()
@@ -237,7 +237,7 @@ def _variant_models(ctx: DemoContext) -> dict[str, Any]:
 def stage_traces(ctx: DemoContext) -> dict:
     import torch
 
-    from sparsespikformer.model.tracing import record_trace
+    from sparsespikformer.model.tracing.record import record_trace
 
     config = ctx.config
     _, test_set = ctx.datasets
@@ -258,8 +258,8 @@ def stage_traces(ctx: DemoContext) -> dict:
 def _write_kept_tokens(model, images, path: Path) -> None:
     import torch
 
-    from sparsespikformer.analysis.result_files import write_kept_tokens
-    from sparsespikformer.model.token_selector import token_selectors_of
+    from sparsespikformer.analysis.reporting.result_files import write_kept_tokens
+    from sparsespikformer.model.nn.token_selector import token_selectors_of
 
     with torch.no_grad():
         model.eval()(images)
@@ -293,7 +293,7 @@ def stage_simulate(ctx: DemoContext) -> dict:
 
 
 def stage_sweep(ctx: DemoContext) -> dict:
-    from sparsespikformer.analysis.sweep import run_sweep
+    from sparsespikformer.analysis.sweeps.run import run_sweep
 
     config = ctx.config
     spec_path = config.out_dir / "sweep_spec.yaml"
@@ -319,7 +319,7 @@ def _sweep_spec(ctx: DemoContext) -> dict:
 
 
 def stage_report(ctx: DemoContext) -> dict:
-    from sparsespikformer.analysis.report import build_report
+    from sparsespikformer.analysis.reporting.report import build_report
 
     out = ctx.config.out_dir
     build_report(out, out / "report.html", title="SparseSpikformer co-design demo (digits)",

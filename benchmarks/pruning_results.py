@@ -38,9 +38,9 @@ import pandas as pd
 import torch
 
 from sparsespikformer.model import create_model, get_preset_config, gflops
-from sparsespikformer.model.data_base import InMemoryDataset
-from sparsespikformer.model.datasets import load_dataset
-from sparsespikformer.model.lottery import (
+from sparsespikformer.model.data.base import InMemoryDataset
+from sparsespikformer.model.data import load_dataset
+from sparsespikformer.model.pruning.lottery import (
     LotteryConfig,
     LotteryTask,
     baseline_dir,
@@ -49,7 +49,7 @@ from sparsespikformer.model.lottery import (
     run_lottery,
     trained_model,
 )
-from sparsespikformer.model.masks import (
+from sparsespikformer.model.pruning.masks import (
     MaskEnforcer,
     apply_masks_to_weights,
     full_masks,
@@ -57,10 +57,13 @@ from sparsespikformer.model.masks import (
     model_weight_sparsity,
     weight_sparsity,
 )
-from sparsespikformer.model.recipes import digits_recipe
-from sparsespikformer.model.seeding import seed_everything
-from sparsespikformer.model.selector_training import init_student_from_teacher, train_selector
-from sparsespikformer.model.training import evaluate
+from sparsespikformer.model.training.recipes import digits_recipe
+from sparsespikformer.model.training.seeding import seed_everything
+from sparsespikformer.model.training.selector_training import (
+    init_student_from_teacher,
+    train_selector,
+)
+from sparsespikformer.model.training.loop import evaluate
 from sparsespikformer.simulator.atomic import atomic_write_text
 
 DENSE_PRESET = "spikformer_4_64_digits"

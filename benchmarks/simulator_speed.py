@@ -40,7 +40,7 @@ def imagenet_8_512_shapes() -> pd.DataFrame:
     """Layer shapes of spikformer_8_512_imagenet: the model's own helper when torch is here."""
     try:
         from sparsespikformer.model import create_model
-        from sparsespikformer.model.tracing import layer_shapes
+        from sparsespikformer.model.tracing.record import layer_shapes
 
         return layer_shapes(create_model("spikformer_8_512_imagenet"), (3, 224, 224))
     except ImportError:
@@ -103,7 +103,7 @@ def hand_built_shapes(*, depth, dim, heads, image, classes, mlp_ratio=4):
 def sweep_configs(limit: int):
     """The bundled sweep's hardware points as built configs (or a small grid without it)."""
     try:
-        from sparsespikformer.analysis.sweep_spec import expand_points, load_sweep_spec
+        from sparsespikformer.analysis.sweeps.spec import expand_points, load_sweep_spec
 
         spec = load_sweep_spec("pe_memory_sweep")
         points = expand_points(spec)[:limit]

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from sparsespikformer.analysis.sweep import run_sweep
-from sparsespikformer.analysis.sweep_spec import load_sweep_spec
+from sparsespikformer.analysis.sweeps.run import run_sweep
+from sparsespikformer.analysis.sweeps.spec import load_sweep_spec
 
 
 def write_spec(directory: Path, points: int) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from sparsespikformer.analysis.sweep import Evaluator
+from sparsespikformer.analysis.sweeps.run import Evaluator
 
 FAKE_BASES: dict[str, dict[str, Any]] = {
     "tiny_a": {"pe_array": {"rows": 16, "cols": 16}, "clock_mhz": 500.0,

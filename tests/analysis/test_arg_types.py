@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from sparsespikformer.analysis import arg_types
-from sparsespikformer.model.training import SEED_LIMIT
+from sparsespikformer.analysis.cli import arg_types
+from sparsespikformer.model.training.loop import SEED_LIMIT
 
 
 def _parse(kind, text: str, capsys):

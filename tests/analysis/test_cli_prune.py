@@ -13,9 +13,9 @@ from cli_helpers import exit_code
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.model import list_models, register_preset
-from sparsespikformer.model.config import SpikformerConfig
-from sparsespikformer.model.masks import load_masks
-from sparsespikformer.model.selector_presets import SparseSpikformerConfig, build_sparse_spikformer
+from sparsespikformer.model.nn.config import SpikformerConfig
+from sparsespikformer.model.pruning.masks import load_masks
+from sparsespikformer.model.sparse_presets import SparseSpikformerConfig, build_sparse_spikformer
 
 DENSE, SPARSE = "spikformer_clitest_tiny", "sparsespikformer_clitest_tiny"
 TINY = dict(form="cifar", img_size=8, in_channels=1, num_classes=4, embed_dim=16, num_heads=2,

@@ -12,7 +12,7 @@ import torch
 from cli_helpers import exit_code
 
 from sparsespikformer.analysis.cli import main
-from sparsespikformer.model.checkpoint import load_checkpoint
+from sparsespikformer.model.training.checkpoint import load_checkpoint
 
 # The digits preset cut to 1 block, 16 wide, T=1: the CLI path end to end in seconds.
 _TINY = ["--preset", "spikformer_4_64_digits", "--depth", "1", "--embed-dim", "16",

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from sparsespikformer.analysis.executors import (InlineExecutor, LocalExecutor,
+from sparsespikformer.analysis.sweeps.executors import (InlineExecutor, LocalExecutor,
                                                  make_executor)
-from sparsespikformer.analysis.sweep import make_chunks, plan_sweep, run_sweep
-from sparsespikformer.analysis.sweep_spec import load_sweep_spec
+from sparsespikformer.analysis.sweeps.run import make_chunks, plan_sweep, run_sweep
+from sparsespikformer.analysis.sweeps.spec import load_sweep_spec
 from sweep_fakes import FAKE, evaluate_chunk, tiny_layer_shapes, write_spec
 
 

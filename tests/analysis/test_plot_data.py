@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparsespikformer.analysis import plot_data
-from sparsespikformer.analysis.result_files import (read_kept_tokens, read_rounds,
+from sparsespikformer.analysis.reporting import plot_data
+from sparsespikformer.analysis.reporting.result_files import (read_kept_tokens, read_rounds,
                                                     write_kept_tokens)
 from sparsespikformer.simulator.trace import EVENTS_ARRAY, Trace, synthetic_trace
 from sweep_fakes import tiny_layer_shapes

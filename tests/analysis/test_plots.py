@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparsespikformer.analysis import plot_data, plots
+from sparsespikformer.analysis.reporting import plot_data, plots
 from sparsespikformer.simulator.trace import synthetic_trace
 from sweep_fakes import tiny_layer_shapes
 from test_plot_data import energy_rows, rounds_table

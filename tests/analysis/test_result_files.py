@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from sparsespikformer.analysis.cli import main
-from sparsespikformer.analysis.report import build_report
-from sparsespikformer.analysis.result_files import read_kept_tokens, read_table, \
+from sparsespikformer.analysis.reporting.report import build_report
+from sparsespikformer.analysis.reporting.result_files import read_kept_tokens, read_table, \
     write_kept_tokens
-from sparsespikformer.analysis.sweep_store import read_results
+from sparsespikformer.analysis.sweeps.store import read_results
 from damaged_files import flip_compressed_bytes
 from test_plot_data import energy_rows
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import sweep_fakes
-from sparsespikformer.analysis.sweep import run_sweep
-from sparsespikformer.analysis.sweep_spec import load_sweep_spec
-from sparsespikformer.analysis.sweep_store import RESULTS_CSV, RESULTS_JSONL
+from sparsespikformer.analysis.sweeps.run import run_sweep
+from sparsespikformer.analysis.sweeps.spec import load_sweep_spec
+from sparsespikformer.analysis.sweeps.store import RESULTS_CSV, RESULTS_JSONL
 from sweep_fakes import FAKE, INTERRUPTING, write_spec
 
 HERE = Path(__file__).resolve().parent
@@ -104,7 +104,7 @@ def run_script(tmp_path: Path, spec_path: Path, out: Path, workers: int) -> subp
         import sys
         sys.path.insert(0, {str(HERE)!r})
         from sweep_fakes import SLOW
-        from sparsespikformer.analysis.sweep import run_sweep
+        from sparsespikformer.analysis.sweeps.run import run_sweep
 
         if __name__ == "__main__":
             run_sweep({str(spec_path)!r}, {str(out)!r}, workers={workers}, chunk_size=2,

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from sparsespikformer.analysis import sweep_eval
-from sparsespikformer.analysis.constraints import parse_constraint
-from sparsespikformer.analysis.sweep_spec import (count_points, expand_points,
+from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
+from sparsespikformer.analysis.sweeps.constraints import parse_constraint
+from sparsespikformer.analysis.sweeps.spec import (count_points, expand_points,
                                                   hardware_combinations, load_sweep_spec,
                                                   point_key)
-from sparsespikformer.analysis.traces_for_sweep import (build_trace, trace_content_hash,
+from sparsespikformer.analysis.sweeps.traces import (build_trace, trace_content_hash,
                                                         trace_metadata)
 from sparsespikformer.simulator.trace import Trace, synthetic_trace
 from sweep_fakes import FAKE_BASES, base_value, tiny_layer_shapes, write_spec
@@ -281,7 +281,7 @@ def test_built_trace_carries_the_spec_accuracy(tmp_path):
 
 
 def test_bundled_specs_parse_and_have_at_least_200_points():
-    from sparsespikformer.analysis import sweep_eval
+    from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
     from sparsespikformer.hwconfigs import list_sweeps
 
     names = list_sweeps()

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from sparsespikformer.analysis.sweep_store import (RESULTS_CSV, RESULTS_JSONL, SweepStore,
+from sparsespikformer.analysis.sweeps.store import (RESULTS_CSV, RESULTS_JSONL, SweepStore,
                                                    read_results)
 
 

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from sparsespikformer.model import create_model
-from sparsespikformer.model.config import SpikformerConfig
-from sparsespikformer.model.spikformer import Spikformer
-from sparsespikformer.model.token_selector import build_token_selectors
+from sparsespikformer.model.nn.config import SpikformerConfig
+from sparsespikformer.model.nn.spikformer import Spikformer
+from sparsespikformer.model.nn.token_selector import build_token_selectors
 
 TIMESTEPS = 2
 

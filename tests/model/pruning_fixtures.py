@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsespikformer.model.data_base import DatasetInfo, InMemoryDataset
-from sparsespikformer.model.training import TrainConfig
+from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
+from sparsespikformer.model.training.loop import TrainConfig
 
 NUM_CLASSES = 3
 

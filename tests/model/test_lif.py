@@ -9,7 +9,7 @@ import pytest
 import torch
 from reference_spikformer import reference_lif
 
-from sparsespikformer.model.lif import LIF, lif_multistep
+from sparsespikformer.model.nn.lif import LIF, lif_multistep
 
 
 def _run_both(x, **kw):

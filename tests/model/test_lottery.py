@@ -10,10 +10,15 @@ import pytest
 import torch
 from pruning_fixtures import TINY_PRUNABLE, tiny_dataset, tiny_model, tiny_train_config
 
-from sparsespikformer.model.checkpoint import load_checkpoint
-from sparsespikformer.model.lottery import LotteryConfig, LotteryTask, check_settings, run_lottery
-from sparsespikformer.model.masks import load_masks, prunable_parameters
-from sparsespikformer.model.training import default_loss, train
+from sparsespikformer.model.training.checkpoint import load_checkpoint
+from sparsespikformer.model.pruning.lottery import (
+    LotteryConfig,
+    LotteryTask,
+    check_settings,
+    run_lottery,
+)
+from sparsespikformer.model.pruning.masks import load_masks, prunable_parameters
+from sparsespikformer.model.training.loop import default_loss, train
 
 
 def _task(epochs: int = 1, loss_fn=None) -> LotteryTask:

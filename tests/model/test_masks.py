@@ -7,8 +7,8 @@ import torch
 from pruning_fixtures import TINY_PRUNABLE, tiny_dataset, tiny_model, tiny_train_config
 from torch import nn
 
-from sparsespikformer.model.checkpoint import load_checkpoint
-from sparsespikformer.model.masks import (
+from sparsespikformer.model.training.checkpoint import load_checkpoint
+from sparsespikformer.model.pruning.masks import (
     MaskEnforcer,
     apply_masks_to_optimizer_state,
     apply_masks_to_weights,
@@ -22,7 +22,7 @@ from sparsespikformer.model.masks import (
     save_masks,
     weight_sparsity,
 )
-from sparsespikformer.model.training import build_optimizer, train
+from sparsespikformer.model.training.loop import build_optimizer, train
 
 
 def test_prunable_weights_are_convs_and_linears_not_biases_or_batchnorm():

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from sparsespikformer.model import create_model
-from sparsespikformer.model.data_base import DatasetInfo, InMemoryDataset
-from sparsespikformer.model.selector_presets import dense_counterpart
-from sparsespikformer.model.selector_training import (
+from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
+from sparsespikformer.model.sparse_presets import dense_counterpart
+from sparsespikformer.model.training.selector_training import (
     SelectorLoss,
     SelectorLossConfig,
     distillation_loss,
@@ -19,8 +19,8 @@ from sparsespikformer.model.selector_training import (
     keep_ratio_loss,
     train_selector,
 )
-from sparsespikformer.model.token_selector import token_selectors_of
-from sparsespikformer.model.training import TrainConfig, soft_targets
+from sparsespikformer.model.nn.token_selector import token_selectors_of
+from sparsespikformer.model.training.loop import TrainConfig, soft_targets
 
 TINY = dict(img_size=8, embed_dim=16, num_heads=2, depth=3, timesteps=2)   # 16 tokens
 

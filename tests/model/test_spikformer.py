@@ -7,7 +7,7 @@ from reference_spikformer import reference_forward
 from torch import nn
 
 from sparsespikformer.model import Spikformer, SpikformerConfig
-from sparsespikformer.model.block import Block
+from sparsespikformer.model.nn.block import Block
 
 TINY = {"embed_dim": 64, "num_heads": 4, "depth": 2, "timesteps": 2}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsespikformer.model.tensor_stats import (
+from sparsespikformer.model.tracing.tensor_stats import (
     INDICATOR,
     Scratch,
     StatsCache,
@@ -110,7 +110,7 @@ def test_cache_shares_statistics_between_views_and_notices_writes():
 def test_cache_does_not_answer_for_another_storage_with_the_same_key(monkeypatch):
     """A freed tensor's address can be reused by a new tensor: the key then matches, and
     only the storage check keeps the dead entry from answering. Force equal keys."""
-    from sparsespikformer.model import tensor_stats
+    from sparsespikformer.model.tracing import tensor_stats
 
     monkeypatch.setattr(tensor_stats, "_memory_key", lambda x, with_layout: "same")
     cache = StatsCache()

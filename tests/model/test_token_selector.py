@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from sparsespikformer.model.token_selector import (
+from sparsespikformer.model.nn.token_selector import (
     TokenSelector,
     build_token_selectors,
     kept_token_count,

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sparsespikformer.model.trace_counts import (
+from sparsespikformer.model.tracing.counts import (
     conv2d_counts,
     linear_counts,
     matmul_counts,
@@ -94,8 +94,8 @@ def test_attention_counts_match_explicit_matmuls():
 def test_batches_of_different_value_kinds_concatenate_exactly():
     """A layer whose input is 0/1 in one batch (no separate non-zero sums kept) and small
     integers in the next: the joined counts equal those of the whole input."""
-    from sparsespikformer.model.tensor_stats import classify
-    from sparsespikformer.model.trace_counts import (
+    from sparsespikformer.model.tracing.tensor_stats import classify
+    from sparsespikformer.model.tracing.counts import (
         LayerCounts,
         linear_counts_from,
         nonzero_fanout,
@@ -124,8 +124,8 @@ def test_batches_of_different_value_kinds_concatenate_exactly():
     lambda g: (torch.rand(2, 3, 2, 5, 4, generator=g), torch.rand(2, 3, 2, 4, 6, generator=g)),
 ])
 def test_product_output_from_operands_equals_reading_the_product(make_operands):
-    from sparsespikformer.model.tensor_stats import classify
-    from sparsespikformer.model.trace_counts import (
+    from sparsespikformer.model.tracing.tensor_stats import classify
+    from sparsespikformer.model.tracing.counts import (
         reduce_matmul,
         reduce_product_input,
         reduce_product_output,

@@ -3,7 +3,7 @@
 import pytest
 
 from sparsespikformer.hwconfigs import list_hwconfigs
-from sparsespikformer.model.tracing import record_trace
+from sparsespikformer.model.tracing.record import record_trace
 from sparsespikformer.simulator import load_hwconfig, simulate
 
 from active_model import add_selectors, images, prune_randomly, small_model

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsespikformer.model import gflops
-from sparsespikformer.model.attention import SpikeMatmul
-from sparsespikformer.model.lif import LIF
-from sparsespikformer.model.trace_recorder import recorded_modules
-from sparsespikformer.model.tracing import layer_shapes, record_trace
+from sparsespikformer.model.nn.attention import SpikeMatmul
+from sparsespikformer.model.nn.lif import LIF
+from sparsespikformer.model.tracing.recorder import recorded_modules
+from sparsespikformer.model.tracing.record import layer_shapes, record_trace
 from sparsespikformer.simulator.trace import Trace, synthetic_trace
 
 from active_model import (

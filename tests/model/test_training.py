@@ -11,17 +11,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sparsespikformer.model.checkpoint import (
+from sparsespikformer.model.training.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
     load_model_weights,
     load_training_checkpoint,
     save_checkpoint,
 )
-from sparsespikformer.model.data_base import DatasetInfo, InMemoryDataset
-from sparsespikformer.model.datasets import load_dataset
-from sparsespikformer.model.schedule import WarmupCosineSchedule
-from sparsespikformer.model.training import (
+from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
+from sparsespikformer.model.data import load_dataset
+from sparsespikformer.model.training.schedule import WarmupCosineSchedule
+from sparsespikformer.model.training.loop import (
     TrainConfig,
     build_optimizer,
     evaluate,
@@ -372,7 +372,11 @@ def test_training_checkpoint_checks_every_key(tmp_path, digits_small):
 
 def test_recipes_and_model_fitting():
     from sparsespikformer.model import get_preset_config
-    from sparsespikformer.model.recipes import digits_recipe, model_overrides_for, recipe_for
+    from sparsespikformer.model.training.recipes import (
+        digits_recipe,
+        model_overrides_for,
+        recipe_for,
+    )
 
     assert recipe_for("spikformer_4_64_digits", "digits") == digits_recipe()
     assert recipe_for("spikformer_4_384_cifar10", "cifar10:/x") == TrainConfig()

@@ -1,7 +1,7 @@
 """Hand-built Spikformer layer shapes for simulator tests (no torch: the simulator's tests
 must run where only numpy and pandas are installed).
 
-Mirrors the structure `sparsespikformer.model.tracing.layer_shapes` records: SPS convs with
+Mirrors the structure `sparsespikformer.model.tracing.record.layer_shapes` records: SPS convs with
 LIF and max-pool rows, Q/K/V projections on the integer residual stream, the two attention
 matmuls, projection, MLP, head; optionally a learned token selector (two linears) before
 every block but the first.

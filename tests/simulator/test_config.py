@@ -232,7 +232,7 @@ def test_invalid_yaml_and_missing_files(tmp_path):
 
 
 def test_bundled_sweep_spec_expands_to_valid_overrides():
-    sweep_spec = pytest.importorskip("sparsespikformer.analysis.sweep_spec")
+    sweep_spec = pytest.importorskip("sparsespikformer.analysis.sweeps.spec")
     assert "pe_memory_sweep" in list_sweeps()
     spec = sweep_spec.load_sweep_spec("pe_memory_sweep")
     combos = sweep_spec.hardware_combinations(spec)

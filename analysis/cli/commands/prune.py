@@ -1,0 +1,132 @@
+"""`sparsespikformer prune`: lottery-ticket pruning (IMP with late rewinding) or a baseline.
+
+Writes OUT/round_XX/{mask.pt, weights.pt, result.json} and OUT/rounds.csv; a
+baseline writes the same under OUT/baseline_<name>/ and reuses OUT's dense
+round (and, for `reinit`, OUT's masks), running them first if needed. Started
+again, it skips finished rounds and resumes the unfinished one.
+
+A `sparsespikformer_*` preset prunes a selector-equipped model: it trains with
+the selector loss (CE + ratio MSE, + KL to --teacher, which also initialises
+round 0's backbone).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsespikformer.analysis.cli.arg_types import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    rng_seed,
+)
+
+HELP = "lottery-ticket pruning: iterative magnitude pruning with rewinding, or a baseline"
+
+# CLI flag -> TrainConfig field; unset flags keep the recipe's value.
+_CONFIG_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
+                 "threads": "num_threads"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="spikformer_4_64_digits",
+                        help="model preset (see `sparsespikformer list`); default %(default)s")
+    parser.add_argument("--data", default="digits",
+                        help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
+                             "frames:PATH (default %(default)s)")
+    parser.add_argument("--out", required=True, help="output folder (round_XX/, rounds.csv)")
+    parser.add_argument("--rounds", type=non_negative_int, default=9,
+                        help="pruning rounds after the dense one (default %(default)s: "
+                             "1 - 0.75^9 = 92.5%% sparsity)")
+    parser.add_argument("--rate", type=finite_float, default=0.25,
+                        help="fraction of the surviving weights removed per round "
+                             "(default %(default)s)")
+    parser.add_argument("--rewind-epoch", type=non_negative_int, default=1,
+                        help="rewind survivors to their weights after this epoch "
+                             "(default %(default)s; 0 = initialisation)")
+    parser.add_argument("--baseline", choices=("none", "reinit", "oneshot", "random"),
+                        default="none", help="none = IMP (default); reinit = winning masks on a "
+                        "fresh initialisation; oneshot = one pruning to the final sparsity; "
+                        "random = random masks")
+    parser.add_argument("--baseline-rounds", type=positive_int, nargs="+", metavar="K",
+                        help="train the reinit / random baseline only at these rounds "
+                             "(default: every round)")
+    parser.add_argument("--scope", choices=("global", "layer"), default="global",
+                        help="rank weights over the whole model or per tensor (default global)")
+    parser.add_argument("--teacher", help="trained dense checkpoint: initialises a "
+                        "sparsespikformer_* model's backbone and is its KL teacher")
+    parser.add_argument("--keep-ratio", type=finite_float,
+                        help="token keep ratio ρ (selector presets)")
+    parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
+                        help="token scorer (selector presets)")
+    parser.add_argument("--img-size", type=positive_int,
+                        help="resize inputs (default: the preset's size)")
+    parser.add_argument("--epochs", type=positive_int,
+                        help="epochs per round (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    parser.add_argument("--seed", type=rng_seed, help="initialisation and shuffling seed")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sparsespikformer.model import create_model, get_preset_config
+    from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.pruning.lottery import (
+        LotteryConfig,
+        LotteryTask,
+        baseline_dir,
+        run_lottery,
+    )
+    from sparsespikformer.model.training.recipes import model_overrides_for, recipe_for
+    from sparsespikformer.model.training.seeding import seed_everything
+    from sparsespikformer.model.training.selector_training import (
+        SelectorLoss,
+        SelectorLossConfig,
+        load_teacher_for,
+        selector_overrides,
+        student_state_from_teacher,
+    )
+    from sparsespikformer.model.nn.token_selector import token_selectors_of
+
+    changes = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()
+               if getattr(args, flag) is not None}
+    train_config = dataclasses.replace(recipe_for(args.preset, args.data), **changes)
+    lottery = LotteryConfig(rounds=args.rounds, rate=args.rate, rewind_epoch=args.rewind_epoch,
+                            scope=args.scope, baseline=args.baseline, seed=train_config.seed,
+                            baseline_rounds=args.baseline_rounds)
+    preset_config = get_preset_config(args.preset)
+    img_size = args.img_size or preset_config.img_size
+    train_set = load_dataset(args.data, "train", img_size=img_size)
+    test_set = load_dataset(args.data, "test", img_size=img_size)
+    overrides = {**model_overrides_for(preset_config, train_set.info),
+                 **selector_overrides(args.preset, args.keep_ratio, args.scorer)}
+
+    def build_model(seed: int):
+        seed_everything(seed)
+        return create_model(args.preset, **overrides)
+
+    probe = build_model(lottery.seed)
+    has_selectors = bool(token_selectors_of(probe))
+    if args.teacher is not None and not has_selectors:
+        raise ValueError(f"--teacher needs a sparsespikformer_* preset, got {args.preset}")
+    teacher = load_teacher_for(probe, args.teacher) if args.teacher else None
+    task = LotteryTask(
+        build_model=build_model, train_set=train_set, test_set=test_set,
+        train_config=train_config,
+        initial_state=student_state_from_teacher(probe, teacher) if teacher else None,
+        loss_fn=SelectorLoss(teacher, SelectorLossConfig()) if has_selectors else None,
+        progress=not args.no_progress,
+        # Recorded in OUT (settings.json): a resumed run must use the same model, data and
+        # teacher. The teacher's path stands for its weights.
+        metadata={"preset": args.preset, "data": args.data, "img_size": img_size,
+                  "overrides": overrides,
+                  "teacher": str(Path(args.teacher).resolve()) if args.teacher else None})
+    table = run_lottery(lottery, task, args.out)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"rounds table: {baseline_dir(args.out, args.baseline)}/rounds.csv")
+    return 0

@@ -1,0 +1,103 @@
+"""`sparsespikformer train`: train a preset on a data set, resuming if OUT holds a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from sparsespikformer.analysis.cli.arg_types import (
+    finite_float,
+    non_negative_int,
+    positive_int,
+    rng_seed,
+)
+
+HELP = "train a preset on a data set (resumes if --out holds a checkpoint)"
+
+# CLI flag -> TrainConfig field; unset flags keep the recipe's value.
+_CONFIG_FLAGS = {
+    "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+    "weight_decay": "weight_decay", "warmup_epochs": "warmup_epochs", "min_lr": "min_lr",
+    "label_smoothing": "label_smoothing", "mixup": "mixup_alpha", "seed": "seed",
+    "workers": "num_workers", "threads": "num_threads",
+}
+# Flags passed on to create_model() as preset overrides (recorded for `eval`).
+_ARCHITECTURE_FLAGS = ("depth", "embed_dim", "num_heads", "timesteps")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="spikformer_4_64_digits",
+                        help="model preset (see `sparsespikformer list`); default %(default)s")
+    parser.add_argument("--data", default="digits",
+                        help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
+                             "frames:PATH (default %(default)s)")
+    parser.add_argument("--out", required=True, help="output folder (checkpoint.pt, history.csv)")
+    parser.add_argument("--img-size", type=positive_int,
+                        help="resize inputs (default: the preset's size)")
+    parser.add_argument("--depth", type=positive_int, help="override the preset's number of blocks")
+    parser.add_argument("--embed-dim", type=positive_int,
+                        help="override the preset's embedding width")
+    parser.add_argument("--num-heads", type=positive_int,
+                        help="override the preset's attention heads")
+    parser.add_argument("--timesteps", type=positive_int, help="override the preset's T (images)")
+    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
+    parser.add_argument("--batch-size", type=positive_int)
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    parser.add_argument("--weight-decay", type=finite_float)
+    parser.add_argument("--warmup-epochs", type=finite_float)
+    parser.add_argument("--min-lr", type=finite_float)
+    parser.add_argument("--label-smoothing", type=finite_float)
+    parser.add_argument("--mixup", type=finite_float, help="mixup alpha (0 = off)")
+    parser.add_argument("--seed", type=rng_seed)
+    parser.add_argument("--workers", type=non_negative_int,
+                        help="image decoding processes (imagefolder)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    # token selection (sparsespikformer_* presets; see model/selector_training.py)
+    parser.add_argument("--teacher", help="trained dense checkpoint: the selector model starts "
+                        "from it and trains with CE + 2.0 ratio MSE + 0.5 KL to it")
+    parser.add_argument("--keep-ratio", type=finite_float,
+                        help="token keep ratio ρ (selector presets)")
+    parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
+                        help="token scorer (selector presets)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sparsespikformer.model import create_model, get_preset_config
+    from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.training.recipes import model_overrides_for, recipe_for
+    from sparsespikformer.model.training.seeding import seed_everything
+    from sparsespikformer.model.training.selector_training import (
+        load_teacher_for,
+        selector_overrides,
+        train_selector,
+    )
+    from sparsespikformer.model.training.loop import CHECKPOINT_NAME, train
+
+    architecture = {name: getattr(args, name) for name in _ARCHITECTURE_FLAGS
+                    if getattr(args, name) is not None}
+    preset_config = get_preset_config(args.preset, **architecture)
+    changes = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()
+               if getattr(args, flag) is not None}
+    config = dataclasses.replace(recipe_for(args.preset, args.data), **changes)
+    img_size = args.img_size or preset_config.img_size
+    train_set = load_dataset(args.data, "train", img_size=img_size)
+    test_set = load_dataset(args.data, "test", img_size=img_size)
+    overrides = {**architecture, **model_overrides_for(preset_config, train_set.info),
+                 **selector_overrides(args.preset, args.keep_ratio, args.scorer)}
+    seed_everything(config.seed)
+    model = create_model(args.preset, **overrides)
+    metadata = {"preset": args.preset, "data": args.data, "img_size": img_size,
+                "overrides": overrides}
+    if args.teacher is not None:
+        history = train_selector(model, load_teacher_for(model, args.teacher), train_set,
+                                 test_set, config, args.out, progress=not args.no_progress,
+                                 metadata=metadata)
+    else:
+        history = train(model, train_set, test_set, config, args.out,
+                        progress=not args.no_progress, metadata=metadata)
+    last = history.iloc[-1]
+    print(f"{args.preset} on {train_set.info.name}: test accuracy {last['test_accuracy']:.2%} "
+          f"after {int(last['epoch'])} epochs; checkpoint {args.out}/{CHECKPOINT_NAME}")
+    return 0

@@ -1,0 +1,71 @@
+"""Build the model a CLI command works on: a preset, optionally a checkpoint, and its data.
+
+`train` records the preset, data spec and image size in a checkpoint's metadata, so
+`eval` and `trace` need only `--checkpoint`; explicit arguments win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # torch.nn.Module (torch is imported lazily)
+    preset: str
+    data: str
+    img_size: int
+    metadata: dict
+
+
+def load_model_for_data(*, preset: str | None, checkpoint: str | None, data: str | None,
+                        split: str, img_size: int | None = None):
+    """The model (weights loaded if `checkpoint`) and the dataset split it runs on."""
+    from sparsespikformer.model import create_model, get_preset_config
+    from sparsespikformer.model.training.checkpoint import apply_model_weights, load_checkpoint
+    from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.training.recipes import model_overrides_for
+
+    state = load_checkpoint(checkpoint) if checkpoint else {}
+    metadata = _checked_metadata(state, checkpoint)
+    preset = preset or metadata.get("preset")
+    if preset is None:
+        raise ValueError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset")
+    data = data or metadata.get("data", "digits")
+    # The architecture the checkpoint was trained with, if it was trained as this preset.
+    trained_as = dict(metadata.get("overrides", {})) if metadata.get("preset") == preset else {}
+    try:
+        preset_config = get_preset_config(preset, **trained_as)
+    except ValueError as err:
+        if not trained_as:
+            raise
+        raise ValueError(f"{checkpoint}: 'metadata.overrides' do not fit ({err})") from err
+    img_size = img_size or metadata.get("img_size") or preset_config.img_size
+    dataset = load_dataset(data, split, img_size=img_size)
+    model = create_model(preset, **{**trained_as,
+                                    **model_overrides_for(preset_config, dataset.info)})
+    if checkpoint:
+        apply_model_weights(model, state, checkpoint)
+    return LoadedModel(model, preset, data, img_size, metadata), dataset
+
+
+# What `train` records in a checkpoint's metadata, and the type each value must have.
+_METADATA_TYPES = {"preset": str, "data": str, "img_size": int, "overrides": dict}
+
+
+def _checked_metadata(state: dict, checkpoint: str | None) -> dict:
+    """The checkpoint's metadata (empty if none); a wrong type would crash the model build."""
+    metadata = state.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{checkpoint}: 'metadata' is a {type(metadata).__name__}, "
+                         f"expected dict")
+    for key, kind in _METADATA_TYPES.items():
+        value = metadata.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise ValueError(f"{checkpoint}: 'metadata.{key}' is {value!r}, expected "
+                             f"{kind.__name__}")
+    if metadata.get("img_size") is not None and metadata["img_size"] < 1:
+        raise ValueError(f"{checkpoint}: 'metadata.img_size' is {metadata['img_size']}, "
+                         f"expected a positive integer")
+    return metadata

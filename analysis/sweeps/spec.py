@@ -1,0 +1,409 @@
+"""Sweep specs: parse and validate the YAML, expand it into points.
+
+```yaml
+version: 1
+name: pe_memory_sweep                 # optional (default: the file name)
+description: PE array size against weight memory size
+base: sparse_int8_45nm                # a bundled hw config name or a YAML path; or a list
+mode: grid                            # grid (every combination) or random
+# samples: 300                        # random: hardware points drawn (per trace), no repeats
+# seed: 0                             # random: the sampling seed
+axes:                                 # dotted hw-config keys
+  pe_array.rows: [8, 16, 32, 64]      # a list of values
+  pe_array.cols: {log2: [8, 64]}      # powers of two from 8 to 64, both included
+  clock_mhz: {range: [200, 800, 200]} # start, stop, step: 200, 400, 600, 800 (stop included)
+constraints:                          # points where any is false are skipped
+  - pe_array.rows * pe_array.cols <= 2048
+traces: [...]                         # model variants, see traces_for_sweep.py
+```
+
+A point is (base config, axis values, trace). Grid mode takes every combination of base and
+axis values that passes the constraints; random mode draws `samples` distinct ones with
+`seed`. Each is crossed with every trace, trace-major, so consecutive points share a trace.
+Constraints read axis values by their dotted key; a name that is not an axis is looked up in
+each base config (so `pe_array.rows * pe_array.cols <= 1024` works when only rows is swept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from sparsespikformer.analysis.sweeps.constraints import Constraint, parse_constraint
+from sparsespikformer.analysis.sweeps.traces import (TraceEntry, canonical_json,
+                                                        parse_trace_entries)
+from sparsespikformer.simulator.yaml_file import read_yaml
+
+SPEC_VERSION = 1
+MODES = ("grid", "random")
+_TOP_KEYS = {"version", "name", "description", "base", "mode", "samples", "seed", "axes",
+             "constraints", "traces"}
+_GRID_LIMIT = 5_000_000  # candidates materialised at once; beyond this use mode: random
+_ENUMERATE_LIMIT = 1_000_000  # random mode enumerates every candidate up to this size
+_MAX_AXIS_VALUES = 100_000
+
+Scalar = int | float | str | bool
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept hw-config key and its values, in the order the spec gives them."""
+
+    key: str
+    values: tuple[Scalar, ...]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    source: Path
+    name: str
+    description: str
+    bases: tuple[str, ...]  # as written: a bundled name, or a path resolved against the spec
+    axes: tuple[Axis, ...]
+    mode: str
+    samples: int | None
+    seed: int
+    constraints: tuple[Constraint, ...]
+    traces: tuple[TraceEntry, ...]
+
+    @property
+    def axis_keys(self) -> tuple[str, ...]:
+        return tuple(axis.key for axis in self.axes)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One evaluation: a base config with overrides, on one trace."""
+
+    trace: str
+    base: str
+    overrides: tuple[tuple[str, Scalar], ...]  # in axis order
+
+    def overrides_dict(self) -> dict[str, Scalar]:
+        return dict(self.overrides)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def bundled_sweeps_dir() -> Path:
+    return Path(str(resources.files("sparsespikformer.hwconfigs"))) / "sweeps"
+
+
+def resolve_spec_path(name_or_path: str | Path) -> Path:
+    """A path as given, or the name of a bundled spec (`pe_memory_sweep`)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    bundled = bundled_sweeps_dir() / f"{Path(str(name_or_path)).stem}.yaml"
+    if path.suffix == "" and bundled.is_file():
+        return bundled
+    raise FileNotFoundError(f"{name_or_path}: sweep spec not found (neither a file nor a "
+                            f"bundled spec in {bundled_sweeps_dir()})")
+
+
+def load_sweep_spec(name_or_path: str | Path) -> SweepSpec:
+    path = resolve_spec_path(name_or_path)
+    return parse_sweep_spec(read_yaml(path), path)
+
+
+def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
+    """Validate a parsed spec; every error names `source` and the dotted key at fault."""
+    source = Path(source)
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: a sweep spec must be a YAML mapping")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{source}: {unknown[0]}: unknown key (allowed: {sorted(_TOP_KEYS)})")
+    if data.get("version") != SPEC_VERSION:
+        raise ValueError(f"{source}: version: expected {SPEC_VERSION}, "
+                         f"got {data.get('version')!r}")
+    mode = data.get("mode", "grid")
+    if mode not in MODES:
+        raise ValueError(f"{source}: mode: expected one of {MODES}, got {mode!r}")
+    samples, seed = _parse_sampling(data, mode, source)
+    axes = _parse_axes(data.get("axes", {}), source)
+    constraints = _parse_constraints(data.get("constraints", []), source)
+    return SweepSpec(
+        source=source,
+        name=_text(data.get("name", source.stem), source, "name"),
+        description=_text(data.get("description", ""), source, "description", allow_empty=True),
+        bases=_parse_bases(data.get("base"), source),
+        axes=axes,
+        mode=mode,
+        samples=samples,
+        seed=seed,
+        constraints=constraints,
+        traces=parse_trace_entries(data.get("traces"), source),
+    )
+
+
+def _text(value: Any, source: Path, key: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise ValueError(f"{source}: {key}: expected a string")
+    return value.strip()
+
+
+def _parse_sampling(data: Mapping[str, Any], mode: str, source: Path):
+    samples, seed = data.get("samples"), data.get("seed", 0)
+    if mode == "random":
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ValueError(f"{source}: samples: random mode needs an integer >= 1, "
+                             f"got {samples!r}")
+    elif samples is not None:
+        raise ValueError(f"{source}: samples: only meaningful with mode: random")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{source}: seed: expected an integer >= 0, got {seed!r}")
+    return samples, seed
+
+
+def _parse_bases(value: Any, source: Path) -> tuple[str, ...]:
+    entries = value if isinstance(value, list) else [value]
+    if not entries or value is None:
+        raise ValueError(f"{source}: base: expected a hw config name or path, or a list")
+    bases = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, str) or not entry.strip():
+            raise ValueError(f"{source}: base[{index}]: expected a hw config name or path")
+        bases.append(_resolve_base(entry.strip(), source))
+    if len(set(bases)) != len(bases):
+        raise ValueError(f"{source}: base: listed twice")
+    return tuple(bases)
+
+
+def _resolve_base(entry: str, source: Path) -> str:
+    """A path-like base is taken relative to the spec file; a bare name stays a name."""
+    looks_like_path = "/" in entry or entry.endswith((".yaml", ".yml"))
+    if not looks_like_path or Path(entry).is_absolute():
+        return entry
+    return str(source.parent / entry)
+
+
+def _parse_axes(value: Any, source: Path) -> tuple[Axis, ...]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{source}: axes: expected a mapping of dotted keys to values")
+    axes = []
+    for key, spec in value.items():
+        where = f"{source}: axes.{key}"
+        if not isinstance(key, str) or not all(part.isidentifier() for part in key.split(".")):
+            raise ValueError(f"{where}: a key must be a dotted name such as pe_array.rows")
+        values = _axis_values(spec, where)
+        if len(set(map(_hashable, values))) != len(values):
+            raise ValueError(f"{where}: repeated values")
+        axes.append(Axis(key=key, values=tuple(values)))
+    return tuple(axes)
+
+
+def _hashable(value: Scalar) -> tuple[str, Scalar]:
+    # 1 and True are equal in Python; keep them apart
+    return (type(value).__name__, value)
+
+
+def _axis_values(spec: Any, where: str) -> list[Scalar]:
+    if isinstance(spec, list):
+        if not spec:
+            raise ValueError(f"{where}: empty list")
+        for value in spec:
+            if not isinstance(value, (int, float, str, bool)) or _is_nan(value):
+                raise ValueError(f"{where}: values must be numbers, strings or booleans, "
+                                 f"got {value!r}")
+        return list(spec)
+    if isinstance(spec, Mapping) and len(spec) == 1:
+        (kind, args), = spec.items()
+        if kind == "range":
+            return _range_values(args, where)
+        if kind == "log2":
+            return _log2_values(args, where)
+    raise ValueError(f"{where}: expected a list, {{range: [start, stop, step]}} or "
+                     f"{{log2: [lo, hi]}}")
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _numbers(args: Any, count: int, where: str) -> list[int | float]:
+    ok = (isinstance(args, list) and len(args) == count
+          and all(isinstance(a, (int, float)) and not isinstance(a, bool) and not _is_nan(a)
+                  for a in args))
+    if not ok:
+        raise ValueError(f"{where}: expected a list of {count} finite numbers, got {args!r}")
+    return args
+
+
+def _range_values(args: Any, where: str) -> list[int | float]:
+    start, stop, step = _numbers(args, 3, f"{where}.range", )
+    if step <= 0 or stop < start:
+        raise ValueError(f"{where}.range: need step > 0 and stop >= start, got {args!r}")
+    count = math.floor((stop - start) / step + 1e-9) + 1  # stop is included when it lands
+    if count > _MAX_AXIS_VALUES:
+        raise ValueError(f"{where}.range: {count} values, more than {_MAX_AXIS_VALUES}")
+    if all(isinstance(a, int) for a in args):
+        return [start + i * step for i in range(count)]
+    # 12 significant digits: 0.1 * 3 is 0.3 in the spec, not 0.30000000000000004
+    return [float(f"{start + i * step:.12g}") for i in range(count)]
+
+
+def _log2_values(args: Any, where: str) -> list[int]:
+    low, high = _numbers(args, 2, f"{where}.log2")
+    if low <= 0 or high < low:
+        raise ValueError(f"{where}.log2: need 0 < lo <= hi, got {args!r}")
+    first, last = math.ceil(math.log2(low) - 1e-12), math.floor(math.log2(high) + 1e-12)
+    if first > last:
+        raise ValueError(f"{where}.log2: no power of two between {low} and {high}")
+    if first < 0:
+        raise ValueError(f"{where}.log2: powers of two below 1 are not supported")
+    return [2 ** e for e in range(first, last + 1)]
+
+
+def _parse_constraints(value: Any, source: Path) -> tuple[Constraint, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"{source}: constraints: expected a list of expressions")
+    parsed = []
+    for index, text in enumerate(value):
+        try:
+            parsed.append(parse_constraint(text))
+        except ValueError as err:
+            raise ValueError(f"{source}: constraints[{index}]: {err}") from None
+    return tuple(parsed)
+
+
+# ----------------------------------------------------------------------------- expansion
+
+BaseValueLookup = Callable[[str, str], Scalar]  # (base, dotted key) -> value in that base
+
+
+def expand_points(spec: SweepSpec, base_value: BaseValueLookup | None = None
+                  ) -> list[SweepPoint]:
+    """Every point of the sweep, trace-major, deterministic for a given spec.
+
+    `base_value(base, key)` supplies constraint names that are not axes; it is only called
+    when a constraint needs one, so pure-axis specs expand without any hw config.
+    """
+    combos = hardware_combinations(spec, base_value)
+    points = []
+    for trace in spec.traces:
+        for base_index, value_indices in combos:
+            overrides = tuple((axis.key, axis.values[i])
+                              for axis, i in zip(spec.axes, value_indices, strict=True))
+            points.append(SweepPoint(trace=trace.name, base=spec.bases[base_index],
+                                     overrides=overrides))
+    return points
+
+
+def hardware_combinations(spec: SweepSpec, base_value: BaseValueLookup | None = None
+                          ) -> list[tuple[int, tuple[int, ...]]]:
+    """(base index, value index per axis) of every hardware point, in sweep order."""
+    sizes = [len(spec.bases)] + [len(axis.values) for axis in spec.axes]
+    total = math.prod(sizes)
+    constants = _base_constants(spec, base_value)
+    if spec.mode == "grid":
+        if total > _GRID_LIMIT:
+            raise ValueError(f"{spec.source}: axes: the grid has {total:,} points, more than "
+                             f"{_GRID_LIMIT:,}; use mode: random with samples")
+        candidates = _all_candidates(sizes)
+        chosen = candidates[_valid(spec, candidates, constants)]
+    elif total <= _ENUMERATE_LIMIT:
+        candidates = _all_candidates(sizes)
+        valid = np.flatnonzero(_valid(spec, candidates, constants))
+        if valid.size < spec.samples:
+            raise ValueError(f"{spec.source}: samples: {spec.samples} requested but only "
+                             f"{valid.size} distinct points satisfy the constraints")
+        rng = np.random.default_rng(spec.seed)
+        chosen = candidates[rng.choice(valid, size=spec.samples, replace=False)]
+    else:
+        chosen = _rejection_sample(spec, sizes, constants)
+    return [(int(row[0]), tuple(int(i) for i in row[1:])) for row in chosen]
+
+
+def _all_candidates(sizes: Sequence[int]) -> np.ndarray:
+    """(total, len(sizes)) index array, last axis fastest: itertools.product order."""
+    return np.indices(sizes).reshape(len(sizes), -1).T
+
+
+def _rejection_sample(spec: SweepSpec, sizes: Sequence[int],
+                      constants: Mapping[str, np.ndarray]) -> np.ndarray:
+    rng = np.random.default_rng(spec.seed)
+    seen: dict[tuple[int, ...], None] = {}
+    for _ in range(100):
+        batch = np.stack([rng.integers(0, size, 4 * spec.samples) for size in sizes], axis=1)
+        for row in batch[_valid(spec, batch, constants)]:
+            seen.setdefault(tuple(int(i) for i in row), None)
+            if len(seen) == spec.samples:
+                return np.array(list(seen), dtype=np.int64)
+    raise ValueError(f"{spec.source}: samples: found only {len(seen)} distinct points that "
+                     f"satisfy the constraints; loosen them or ask for fewer samples")
+
+
+def _base_constants(spec: SweepSpec, base_value: BaseValueLookup | None
+                    ) -> dict[str, np.ndarray]:
+    """Per-base values of constraint names that are not axes, indexed by base index."""
+    names = {name for c in spec.constraints for name in c.names} - set(spec.axis_keys)
+    constants = {}
+    for name in sorted(names):
+        if base_value is None:
+            raise ValueError(f"{spec.source}: constraints: {name!r} is not a swept axis")
+        try:
+            values = [base_value(base, name) for base in spec.bases]
+        except (KeyError, AttributeError, ValueError) as err:
+            raise ValueError(f"{spec.source}: constraints: {name!r} is neither a swept axis "
+                             f"nor a key of the base config ({err})") from None
+        constants[name] = _as_array(values)
+    return constants
+
+
+def _valid(spec: SweepSpec, candidates: np.ndarray,
+           constants: Mapping[str, np.ndarray]) -> np.ndarray:
+    mask = np.ones(len(candidates), dtype=bool)
+    if not spec.constraints or not len(candidates):
+        return mask
+    values = {name: column[candidates[:, 0]] for name, column in constants.items()}
+    for position, axis in enumerate(spec.axes, start=1):
+        values[axis.key] = _as_array(axis.values)[candidates[:, position]]
+    for constraint in spec.constraints:
+        try:
+            result = constraint.evaluate(values)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{spec.source}: constraints: {constraint.text!r}: {err}") from None
+        mask &= np.broadcast_to(result, mask.shape)
+    return mask
+
+
+def _as_array(values: Sequence[Scalar]) -> np.ndarray:
+    """Numeric values as a numeric array (so arithmetic works), anything else as objects."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return np.asarray(values, dtype=np.float64 if any(isinstance(v, float) for v in values)
+                          else np.int64)
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)
+    return array
+
+
+def count_points(spec: SweepSpec, base_value: BaseValueLookup | None = None) -> int:
+    return len(hardware_combinations(spec, base_value)) * len(spec.traces)
+
+
+def point_key(*, base: str, base_identity: str, overrides: Sequence[tuple[str, Scalar]],
+              trace_identity: str) -> str:
+    """sha256 of the canonical JSON of everything that decides a point's result.
+
+    `base_identity` and `trace_identity` are content hashes, so editing a base config or
+    re-recording a trace makes new points instead of resuming stale ones.
+    """
+    payload = {"base": base, "base_sha256": base_identity, "overrides": dict(overrides),
+               "trace_sha256": trace_identity}
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+__all__ = ["SPEC_VERSION", "Axis", "SweepSpec", "SweepPoint", "load_sweep_spec",
+           "parse_sweep_spec", "resolve_spec_path", "bundled_sweeps_dir", "expand_points",
+           "hardware_combinations", "count_points", "point_key"]

@@ -159,8 +159,8 @@ def _model_overrides(config: DemoConfig) -> dict:
 
 def _train_student(ctx: DemoContext, teacher, name: str, masks=None):
     from sparsespikformer.model.pruning.masks import MaskEnforcer
-    from sparsespikformer.model.training.selector_training import train_selector
     from sparsespikformer.model.training.loop import evaluate
+    from sparsespikformer.model.training.selector_training import train_selector
 
     config = ctx.config
     student = _student(ctx)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from sparsespikformer.simulator.errors import InputError
+
 DIRECTIONS = ("min", "max")
 _BLOCK = 512  # rows compared at once in the k > 2 case
 
@@ -43,19 +45,19 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, str]) -> pd.DataFram
 
 def _cost_matrix(df: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
     if not isinstance(objectives, Mapping) or not objectives:
-        raise ValueError("objectives: give at least one column with 'min' or 'max'")
+        raise InputError("objectives: give at least one column with 'min' or 'max'")
     columns = []
     for column, direction in objectives.items():
         if column not in df.columns:
-            raise ValueError(f"objectives: {column!r}: no such column "
+            raise InputError(f"objectives: {column!r}: no such column "
                              f"(columns: {', '.join(map(str, df.columns))})")
         if direction not in DIRECTIONS:
-            raise ValueError(f"objectives: {column}: direction must be 'min' or 'max', "
+            raise InputError(f"objectives: {column}: direction must be 'min' or 'max', "
                              f"got {direction!r}")
         try:
             values = pd.to_numeric(df[column], errors="raise").to_numpy(dtype=np.float64)
         except (ValueError, TypeError):
-            raise ValueError(f"objectives: {column!r}: not a numeric column") from None
+            raise InputError(f"objectives: {column!r}: not a numeric column") from None
         columns.append(values if direction == "min" else -values)
     return np.column_stack(columns) if columns else np.empty((len(df), 0))
 

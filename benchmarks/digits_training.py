@@ -27,9 +27,9 @@ import torch
 
 from sparsespikformer.model import create_model
 from sparsespikformer.model.data import load_dataset
+from sparsespikformer.model.training.loop import train
 from sparsespikformer.model.training.recipes import DIGITS_PRESET, digits_recipe
 from sparsespikformer.model.training.seeding import seed_everything
-from sparsespikformer.model.training.loop import train
 
 TARGET_ACCURACY = 0.95
 TARGET_SECONDS = 120.0

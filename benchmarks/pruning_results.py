@@ -38,8 +38,8 @@ import pandas as pd
 import torch
 
 from sparsespikformer.model import create_model, get_preset_config, gflops
-from sparsespikformer.model.data.base import InMemoryDataset
 from sparsespikformer.model.data import load_dataset
+from sparsespikformer.model.data.base import InMemoryDataset
 from sparsespikformer.model.pruning.lottery import (
     LotteryConfig,
     LotteryTask,
@@ -57,13 +57,13 @@ from sparsespikformer.model.pruning.masks import (
     model_weight_sparsity,
     weight_sparsity,
 )
+from sparsespikformer.model.training.loop import evaluate
 from sparsespikformer.model.training.recipes import digits_recipe
 from sparsespikformer.model.training.seeding import seed_everything
 from sparsespikformer.model.training.selector_training import (
     init_student_from_teacher,
     train_selector,
 )
-from sparsespikformer.model.training.loop import evaluate
 from sparsespikformer.simulator.atomic import atomic_write_text
 
 DENSE_PRESET = "spikformer_4_64_digits"

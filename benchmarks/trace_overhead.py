@@ -22,11 +22,11 @@ import time
 import torch
 
 from sparsespikformer.model import create_model, get_preset_config
-from sparsespikformer.model.training.checkpoint import load_model_weights
 from sparsespikformer.model.data import load_dataset
-from sparsespikformer.model.tracing.recorder import recorded_modules
 from sparsespikformer.model.tracing.record import layer_shapes, record_trace
-from sparsespikformer.simulator.trace import synthetic_trace
+from sparsespikformer.model.tracing.recorder import recorded_modules
+from sparsespikformer.model.training.checkpoint import load_model_weights
+from sparsespikformer.simulator.synthetic import synthetic_trace
 
 
 def best_of(repeats: int, work) -> float:

@@ -10,6 +10,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from sparsespikformer.simulator.errors import InputError
+
 DEFAULT_HWCONFIG = "sparse_int8_45nm"
 
 
@@ -31,7 +33,7 @@ def hwconfig_path(name: str) -> Path:
     """Path of a bundled config by name; ValueError naming the choices if there is none."""
     path = bundled_dir() / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"{name}: no bundled hardware config of that name "
+        raise InputError(f"{name}: no bundled hardware config of that name "
                          f"(bundled: {', '.join(list_hwconfigs())})")
     return path
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from sparsespikformer.simulator.errors import CheckpointError
+
 _WRAPPER_KEYS = ("state_dict", "model")
 _PARALLEL_PREFIX = "module."
 _UNUSED_KEYS = re.compile(r"^(block\.\d+\.norm[12]\.(weight|bias)|pos_embed|norm\.(weight|bias))$")
@@ -31,15 +33,15 @@ def convert_reference_state_dict(checkpoint: Mapping) -> OrderedDict[str, torch.
     converted: OrderedDict[str, torch.Tensor] = OrderedDict()
     for key, value in state.items():
         if not isinstance(key, str):
-            raise ValueError(f"reference checkpoint: non-string key {key!r}")
+            raise CheckpointError(f"reference checkpoint: non-string key {key!r}")
         name = key[len(_PARALLEL_PREFIX):] if key.startswith(_PARALLEL_PREFIX) else key
         if _UNUSED_KEYS.match(name):
             continue
         if not isinstance(value, torch.Tensor):
-            raise ValueError(f"reference checkpoint: entry {key!r} is not a tensor")
+            raise CheckpointError(f"reference checkpoint: entry {key!r} is not a tensor")
         converted[name] = value
     if not converted:
-        raise ValueError("reference checkpoint: no model weights found")
+        raise CheckpointError("reference checkpoint: no model weights found")
     return converted
 
 
@@ -52,13 +54,14 @@ def load_reference_checkpoint(path: str | Path) -> OrderedDict[str, torch.Tensor
     with torch.serialization.safe_globals([argparse.Namespace]):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{path}: not a state dict or checkpoint dict")
+        raise CheckpointError(f"{path}: not a state dict or checkpoint dict")
     return convert_reference_state_dict(checkpoint)
 
 
 def _unwrap(checkpoint: Mapping) -> Mapping:
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"reference checkpoint must be a mapping, got {type(checkpoint).__name__}")
+        raise CheckpointError(
+            f"reference checkpoint must be a mapping, got {type(checkpoint).__name__}")
     for key in _WRAPPER_KEYS:
         inner = checkpoint.get(key)
         if isinstance(inner, Mapping):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from sparsespikformer.simulator.errors import InputError
+
 # Fields of SpikformerConfig that `create_model(name, **overrides)` may change.
 BASE_OVERRIDES = (
     "depth", "embed_dim", "num_heads", "mlp_ratio", "timesteps", "num_classes", "in_channels",
@@ -53,7 +55,7 @@ def register_preset(
         ValueError: `name` is already registered.
     """
     if name in _REGISTRY:
-        raise ValueError(f"model preset {name!r} is already registered")
+        raise InputError(f"model preset {name!r} is already registered")
     if model_builder is None:
         from sparsespikformer.model.nn.spikformer import Spikformer
         model_builder = Spikformer
@@ -107,7 +109,7 @@ def get_preset_config(name: str, **overrides):
     preset = _lookup(name)
     unknown = sorted(set(overrides) - set(preset.overrides))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"model preset {name!r}: unknown override(s) {unknown}; valid: {list(preset.overrides)}"
         )
     config = preset.config_factory()
@@ -123,5 +125,5 @@ def create_model(name: str, **overrides) -> nn.Module:
 def _lookup(name: str) -> Preset:
     _load_bundled()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model preset {name!r}; valid: {list_models()}")
+        raise InputError(f"unknown model preset {name!r}; valid: {list_models()}")
     return _REGISTRY[name]

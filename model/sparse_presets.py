@@ -24,6 +24,7 @@ from sparsespikformer.model.nn.config import SpikformerConfig
 from sparsespikformer.model.nn.spikformer import Spikformer
 from sparsespikformer.model.nn.token_selector import SCORERS, build_token_selectors
 from sparsespikformer.model.registry import get_preset_config, register_preset
+from sparsespikformer.simulator.errors import InputError
 
 SELECTOR_OVERRIDES = ("keep_ratio", "scorer", "selector_blocks", "selector_seed")
 SPARSE_PREFIX = "sparsespikformer_"
@@ -43,15 +44,15 @@ class SparseSpikformerConfig(SpikformerConfig):
         super()._validate()
         object.__setattr__(self, "selector_blocks", tuple(self.selector_blocks))
         if self.scorer not in SCORERS:
-            raise ValueError(f"SparseSpikformerConfig.scorer: unknown {self.scorer!r}; "
+            raise InputError(f"SparseSpikformerConfig.scorer: unknown {self.scorer!r}; "
                              f"valid: {SCORERS}")
         if not 0.0 < self.keep_ratio <= 1.0:
-            raise ValueError(f"SparseSpikformerConfig.keep_ratio must be in (0, 1], "
+            raise InputError(f"SparseSpikformerConfig.keep_ratio must be in (0, 1], "
                              f"got {self.keep_ratio}")
         blocks = self.selector_blocks
         if not blocks or any(b not in range(self.depth) for b in blocks) \
                 or list(blocks) != sorted(set(blocks)):
-            raise ValueError(f"SparseSpikformerConfig.selector_blocks must be increasing block "
+            raise InputError(f"SparseSpikformerConfig.selector_blocks must be increasing block "
                              f"indices in 0..{self.depth - 1}, got {blocks}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,14 +18,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
 from sparsespikformer.hwconfigs import resolve_hwconfig
+from sparsespikformer.simulator import checks
+from sparsespikformer.simulator.errors import HwConfigError
 from sparsespikformer.simulator.yaml_file import read_yaml
 
 CONFIG_VERSION = 1
@@ -238,13 +240,13 @@ def hwconfig_from_dict(raw: Any, *, source: str = "<dict>",
                        overrides: Mapping[str, Any] | None = None) -> HwConfig:
     """Validate a parsed YAML mapping (plus dotted overrides) into an `HwConfig`."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{source}: top level must be a mapping of keys, "
+        raise HwConfigError(f"{source}: top level must be a mapping of keys, "
                          f"got {type(raw).__name__}")
     data = _copy_tree(raw)
     overridden = _apply_overrides(data, overrides or {}, source)
     version = data.get("version")
     if "version" in data and version != CONFIG_VERSION:
-        raise ValueError(f"{source}: version: unsupported version {version!r} "
+        raise HwConfigError(f"{source}: version: unsupported version {version!r} "
                          f"(this build reads version {CONFIG_VERSION})")
     hw = _build(HwConfig, data, source, "", overridden)
     _check_cross_fields(hw, source)
@@ -261,7 +263,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ValueError(f"--set {text!r}: expected KEY=VALUE, e.g. pe_array.rows=32")
+        raise HwConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. pe_array.rows=32")
     return key, _parse_scalar(value.strip(), f"--set {key}")
 
 
@@ -272,7 +274,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if cached is None:
         cached = read_yaml(path)
         if cached is None:
-            raise ValueError(f"{path}: empty file")
+            raise HwConfigError(f"{path}: empty file")
         _RAW_CACHE[key] = cached
     return cached
 
@@ -288,9 +290,9 @@ def _parse_scalar(text: str, where: str) -> Any:
     try:
         value = yaml.safe_load(text) if text else None
     except yaml.YAMLError:
-        raise ValueError(f"{where}: cannot parse value {text!r}") from None
+        raise HwConfigError(f"{where}: cannot parse value {text!r}") from None
     if isinstance(value, (dict, list)):
-        raise ValueError(f"{where}: expected a single value, got {text!r}")
+        raise HwConfigError(f"{where}: expected a single value, got {text!r}")
     return value
 
 
@@ -299,7 +301,7 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any],
     """Set dotted keys in `data` in place; returns the keys set, for error messages."""
     for dotted, value in overrides.items():
         if not isinstance(dotted, str) or not dotted:
-            raise ValueError(f"{source}: override {dotted!r}: key must be a dotted string")
+            raise HwConfigError(f"{source}: override {dotted!r}: key must be a dotted string")
         parts = dotted.split(".")
         cls: type = HwConfig
         node = data
@@ -307,26 +309,26 @@ def _apply_overrides(data: dict[str, Any], overrides: Mapping[str, Any],
             fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
             if part not in fields:
                 where = ".".join(parts[: depth + 1])
-                raise ValueError(f"{source}: override {where}: unknown key "
+                raise HwConfigError(f"{source}: override {where}: unknown key "
                                  f"(expected one of: {', '.join(fields)})")
             section = fields[part].metadata.get("section")
             last = depth == len(parts) - 1
             if last:
                 if section is not None:
-                    raise ValueError(f"{source}: override {dotted}: is a section; "
+                    raise HwConfigError(f"{source}: override {dotted}: is a section; "
                                      f"set one of its keys, e.g. {dotted}.<key>")
                 if isinstance(value, str):
                     value = _parse_scalar(value, f"{source}: override {dotted}")
                 node[part] = value
             else:
                 if section is None:
-                    raise ValueError(f"{source}: override {dotted}: "
+                    raise HwConfigError(f"{source}: override {dotted}: "
                                      f"{'.'.join(parts[:depth + 1])} is not a section")
                 child = node.get(part)
                 if child is None:
                     child = node[part] = {}
                 if not isinstance(child, dict):
-                    raise ValueError(f"{source}: {'.'.join(parts[:depth + 1])}: must be a "
+                    raise HwConfigError(f"{source}: {'.'.join(parts[:depth + 1])}: must be a "
                                      f"mapping, got {type(child).__name__}")
                 node, cls = child, section
     return set(overrides)
@@ -337,12 +339,12 @@ def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str],
     """`cls` from `data`; a key it omits keeps its value in `defaults` (an instance), the
     section's own default (the global buffer's differs from the other buffers')."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: {prefix.rstrip('.') or 'top level'}: must be a mapping "
+        raise HwConfigError(f"{source}: {prefix.rstrip('.') or 'top level'}: must be a mapping "
                          f"of keys, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
     for key in data:
         if key not in fields:
-            raise ValueError(f"{source}: {prefix}{key}: unknown key "
+            raise HwConfigError(f"{source}: {prefix}{key}: unknown key "
                              f"(expected one of: {', '.join(fields)})")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
@@ -354,7 +356,7 @@ def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str],
             continue
         if name not in data:
             if spec.metadata.get("required"):
-                raise ValueError(f"{source}: {dotted}: missing required value")
+                raise HwConfigError(f"{source}: {dotted}: missing required value")
             continue
         suffix = " (set by override)" if dotted in overridden else ""
         values[name] = _check_value(data[name], spec.metadata, f"{source}: {dotted}", suffix)
@@ -362,33 +364,22 @@ def _build(cls: type, data: Any, source: str, prefix: str, overridden: set[str],
 
 
 def _check_value(value: Any, meta: Mapping[str, Any], where: str, suffix: str) -> Any:
-    check = meta["check"]
+    check, kw = meta["check"], {"error": HwConfigError, "note": suffix}
     if check == "choice":
-        choices = meta["choices"]
-        if not isinstance(value, str) or value not in choices:
-            raise ValueError(f"{where}: must be one of {', '.join(choices)}, "
-                             f"got {value!r}{suffix}")
-        return value
+        return checks.check_choice(value, meta["choices"], where, **kw)
     if check == TEXT:
-        if not isinstance(value, str):
-            raise ValueError(f"{where}: must be text, got {value!r}{suffix}")
-        return value
+        return checks.check_text(value, where, **kw)
     if check == OPTIONAL_NON_NEGATIVE_FLOAT and value is None:
         return None
-    if check in (POSITIVE_INT, NON_NEGATIVE_INT):
-        floor, noun = (1, "a positive integer") if check == POSITIVE_INT else \
-            (0, "a non-negative integer")
-        if isinstance(value, bool) or not isinstance(value, int) or value < floor:
-            raise ValueError(f"{where}: must be {noun}, got {value!r}{suffix}")
-        return value
-    positive = check == POSITIVE_FLOAT
-    noun = "a positive number" if positive else "a non-negative number"
+    if check == POSITIVE_INT:
+        return checks.check_positive_int(value, where, **kw)
+    if check == NON_NEGATIVE_INT:
+        return checks.check_non_negative_int(value, where, **kw)
     if isinstance(value, str):
         value = _number_from_text(value)  # YAML 1.1 reads `1e3` as text
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value < 0 or (positive and value == 0)):
-        raise ValueError(f"{where}: must be {noun}, got {value!r}{suffix}")
-    return float(value)
+    if check == POSITIVE_FLOAT:
+        return checks.check_number(value, where, positive=True, **kw)
+    return checks.check_number(value, where, minimum=0, **kw)
 
 
 def _number_from_text(text: str) -> Any:
@@ -405,10 +396,10 @@ CLOCK_MHZ_RANGE = (1e-3, 1e6)
 def _check_cross_fields(hw: HwConfig, source: str) -> None:
     low, high = CLOCK_MHZ_RANGE
     if not (low <= hw.clock_mhz <= high):
-        raise ValueError(f"{source}: clock_mhz: must be between {low:g} and {high:g} MHz, "
+        raise HwConfigError(f"{source}: clock_mhz: must be between {low:g} and {high:g} MHz, "
                          f"got {hw.clock_mhz!r}")
     if hw.policies.integer_inputs == "multiply" and hw.pe_array.multiply_units_per_pe == 0:
-        raise ValueError(f"{source}: policies.integer_inputs: 'multiply' needs "
+        raise HwConfigError(f"{source}: policies.integer_inputs: 'multiply' needs "
                          f"pe_array.multiply_units_per_pe >= 1, got 0")
 
 

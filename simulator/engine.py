@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparsespikformer.simulator.config import HwConfig
+from sparsespikformer.simulator.errors import HwConfigError
 from sparsespikformer.simulator.layer_table import REAL, LayerTable, layer_table
 from sparsespikformer.simulator.mapping import DATAFLOW_CODES, gemm_compute_cycles, map_gemms
 from sparsespikformer.simulator.memory import memory_activities, memory_cycles, memory_traffic
@@ -68,7 +69,7 @@ def _check_finite(totals: dict[str, float], hw: HwConfig) -> None:
         if key == "area_mm2" and np.isnan(value):  # NaN area: no component areas given
             continue
         if not np.isfinite(value):
-            raise ValueError(f"{hw.source}: values overflow: {key} is {value} (is an energy, "
+            raise HwConfigError(f"{hw.source}: values overflow: {key} is {value} (is an energy, "
                              "clock, bandwidth or leakage value absurdly large or small?)")
 
 

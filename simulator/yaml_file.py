@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from sparsespikformer.simulator.errors import InputError
+
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -24,11 +26,11 @@ def read_yaml(path: Path) -> Any:
         document = yaml.safe_load(text)
         duplicate = _first_duplicate_key(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as err:
-        raise ValueError(f"{path}: invalid YAML ({err})".replace("\n", " ")) from None
+        raise InputError(f"{path}: invalid YAML ({err})".replace("\n", " ")) from None
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
+        raise InputError(f"{path}: not a UTF-8 text file") from None
     if duplicate is not None:
-        raise ValueError(f"{path}: {duplicate}")
+        raise InputError(f"{path}: {duplicate}")
     return document
 
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
-# numpy seeds are 32-bit unsigned; model/training.py's TrainConfig enforces the same range.
-SEED_LIMIT = 2**32
+from sparsespikformer.simulator.checks import SEED_LIMIT
 
 
 def finite_float(text: str) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sparsespikformer.simulator.errors import InputError
+
 
 @dataclass(frozen=True)
 class LoadedModel:
@@ -23,24 +25,24 @@ def load_model_for_data(*, preset: str | None, checkpoint: str | None, data: str
                         split: str, img_size: int | None = None):
     """The model (weights loaded if `checkpoint`) and the dataset split it runs on."""
     from sparsespikformer.model import create_model, get_preset_config
-    from sparsespikformer.model.training.checkpoint import apply_model_weights, load_checkpoint
     from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.training.checkpoint import apply_model_weights, load_checkpoint
     from sparsespikformer.model.training.recipes import model_overrides_for
 
     state = load_checkpoint(checkpoint) if checkpoint else {}
     metadata = _checked_metadata(state, checkpoint)
     preset = preset or metadata.get("preset")
     if preset is None:
-        raise ValueError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset")
+        raise InputError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset")
     data = data or metadata.get("data", "digits")
     # The architecture the checkpoint was trained with, if it was trained as this preset.
     trained_as = dict(metadata.get("overrides", {})) if metadata.get("preset") == preset else {}
     try:
         preset_config = get_preset_config(preset, **trained_as)
-    except ValueError as err:
+    except InputError as err:
         if not trained_as:
             raise
-        raise ValueError(f"{checkpoint}: 'metadata.overrides' do not fit ({err})") from err
+        raise InputError(f"{checkpoint}: 'metadata.overrides' do not fit ({err})") from err
     img_size = img_size or metadata.get("img_size") or preset_config.img_size
     dataset = load_dataset(data, split, img_size=img_size)
     model = create_model(preset, **{**trained_as,
@@ -58,14 +60,14 @@ def _checked_metadata(state: dict, checkpoint: str | None) -> dict:
     """The checkpoint's metadata (empty if none); a wrong type would crash the model build."""
     metadata = state.get("metadata", {})
     if not isinstance(metadata, dict):
-        raise ValueError(f"{checkpoint}: 'metadata' is a {type(metadata).__name__}, "
+        raise InputError(f"{checkpoint}: 'metadata' is a {type(metadata).__name__}, "
                          f"expected dict")
     for key, kind in _METADATA_TYPES.items():
         value = metadata.get(key)
         if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
-            raise ValueError(f"{checkpoint}: 'metadata.{key}' is {value!r}, expected "
+            raise InputError(f"{checkpoint}: 'metadata.{key}' is {value!r}, expected "
                              f"{kind.__name__}")
     if metadata.get("img_size") is not None and metadata["img_size"] < 1:
-        raise ValueError(f"{checkpoint}: 'metadata.img_size' is {metadata['img_size']}, "
+        raise InputError(f"{checkpoint}: 'metadata.img_size' is {metadata['img_size']}, "
                          f"expected a positive integer")
     return metadata

@@ -8,13 +8,14 @@ exactly what `plots.py` draws. Units are converted here (fractions to percent), 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from sparsespikformer.analysis.pareto import pareto_mask
+from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import EVENTS_ARRAY, Trace
 
 SCORER_ORDER = ("learned", "firing_rate", "random")
@@ -24,7 +25,7 @@ OUTSIDE_BLOCKS = "outside blocks"
 def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{what}: missing columns {', '.join(missing)} "
+        raise InputError(f"{what}: missing columns {', '.join(missing)} "
                          f"(has: {', '.join(map(str, df.columns))})")
 
 
@@ -48,7 +49,7 @@ def layer_energy_by_component(layers: pd.DataFrame, *, group: str = "layer") -> 
     if "component" not in layers.columns:
         layers = layers.assign(component="total")
     if group not in ("layer", "block", "kind"):
-        raise ValueError(f"group: expected layer, block or kind, got {group!r}")
+        raise InputError(f"group: expected layer, block or kind, got {group!r}")
     table = layers.copy()
     if group == "block":
         _require(table, ("block",), "layer energy table")
@@ -93,7 +94,7 @@ def pareto_plot_data(results: pd.DataFrame, *, x: str = "energy_pj", y: str = "a
         "group": table[group].astype(str) if group else "all points",
     }).dropna(subset=["x", "y"])
     if points.empty:
-        raise ValueError(f"sweep results: no rows with both {x} and {y} "
+        raise InputError(f"sweep results: no rows with both {x} and {y} "
                          f"(is {y} recorded for these traces?)")
     points["on_front"] = pareto_mask(points, {"x": x_direction, "y": y_direction})
     front = points[points["on_front"]].sort_values(["x", "y"], kind="mergesort")
@@ -134,9 +135,9 @@ def lth_curve_data(rounds: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.Data
         }))
     data = pd.concat(parts, ignore_index=True).dropna(subset=["sparsity_pct", "accuracy_pct"])
     if data.empty:
-        raise ValueError("rounds table: no rows with weight_sparsity and test_accuracy")
+        raise InputError("rounds table: no rows with weight_sparsity and test_accuracy")
     if (data["sparsity_pct"] >= 100).any():
-        raise ValueError("rounds table: weight_sparsity of 100% leaves no weights to plot")
+        raise InputError("rounds table: weight_sparsity of 100% leaves no weights to plot")
     return data.sort_values(["label", "sparsity_pct"], kind="mergesort").reset_index(drop=True)
 
 
@@ -183,7 +184,7 @@ def firing_rate_matrix(trace: Trace, *, value_kinds: Sequence[str] = ("spike", "
     frame = pd.DataFrame(matrix, index=pd.Index(list(chosen["layer"]), name="layer"),
                          columns=pd.RangeIndex(steps, name="timestep"))
     if frame.empty:
-        raise ValueError(f"{trace.origin}: no layers with {'/'.join(value_kinds)} inputs")
+        raise InputError(f"{trace.origin}: no layers with {'/'.join(value_kinds)} inputs")
     return frame
 
 
@@ -207,19 +208,19 @@ def kept_tokens_data(images: np.ndarray, kept: Mapping[str, np.ndarray], num_tok
     """
     grid = math.isqrt(int(num_tokens))
     if grid * grid != num_tokens or num_tokens < 1:
-        raise ValueError(f"num_tokens: {num_tokens} is not a square token grid")
+        raise InputError(f"num_tokens: {num_tokens} is not a square token grid")
     pictures = _normalise_images(np.asarray(images))
     count = len(pictures) if max_images is None else min(len(pictures), max_images)
     if not kept:
-        raise ValueError("kept tokens: no selectors")
+        raise InputError("kept tokens: no selectors")
     masks = np.zeros((count, len(kept), grid, grid), dtype=bool)
     for position, (name, indices) in enumerate(kept.items()):
         indices = np.asarray(indices)
         if indices.ndim != 2 or indices.shape[0] < count:
-            raise ValueError(f"kept tokens {name}: expected (images, k) indices, "
+            raise InputError(f"kept tokens {name}: expected (images, k) indices, "
                              f"got shape {indices.shape}")
         if indices.size and (indices.min() < 0 or indices.max() >= num_tokens):
-            raise ValueError(f"kept tokens {name}: index outside 0..{num_tokens - 1}")
+            raise InputError(f"kept tokens {name}: index outside 0..{num_tokens - 1}")
         for image in range(count):
             flat = np.zeros(num_tokens, dtype=bool)
             flat[indices[image].astype(np.int64)] = True
@@ -234,7 +235,7 @@ def _normalise_images(images: np.ndarray) -> np.ndarray:
     if images.ndim == 4 and images.shape[-1] in (1, 2):
         images = images.sum(axis=-1)  # grey, or two event polarities summed
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
-        raise ValueError(f"images: expected (n, H, W), (n, H, W, C) or (n, C, H, W), "
+        raise InputError(f"images: expected (n, H, W), (n, H, W, C) or (n, C, H, W), "
                          f"got shape {images.shape}")
     images = images.astype(np.float64)
     low = images.min(axis=tuple(range(1, images.ndim)), keepdims=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from sparsespikformer.analysis.reporting.plot_data import KeptTokensData, ParetoPlotData
 from sparsespikformer.simulator.atomic import atomic_path
+from sparsespikformer.simulator.errors import InputError
 
 DPI = 150
 FORMATS = ("png", "pdf")
@@ -75,7 +76,7 @@ def save_figure(figure: Figure, path: str | Path, formats: Sequence[str] = FORMA
     written = []
     for fmt in formats:
         if fmt not in FORMATS:
-            raise ValueError(f"format: expected one of {FORMATS}, got {fmt!r}")
+            raise InputError(f"format: expected one of {FORMATS}, got {fmt!r}")
         target = stem.with_name(f"{stem.name}.{fmt}")
         with atomic_path(target) as tmp:
             figure.savefig(tmp, format=fmt, dpi=DPI, metadata=_fixed_metadata(fmt))

@@ -21,21 +21,29 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from sparsespikformer.analysis.reporting import plot_data, plots
 from sparsespikformer.analysis.pareto import pareto_front
-from sparsespikformer.analysis.reporting.result_files import (LAYER_ENERGY_COLUMNS, SWEEP_COLUMNS,
-                                                    TOTALS_KEYS, has_columns, is_kept_tokens_file,
-                                                    is_trace_dir, read_json_object,
-                                                    read_kept_tokens, read_table)
+from sparsespikformer.analysis.reporting import plot_data, plots
+from sparsespikformer.analysis.reporting.result_files import (
+    LAYER_ENERGY_COLUMNS,
+    SWEEP_COLUMNS,
+    TOTALS_KEYS,
+    has_columns,
+    is_kept_tokens_file,
+    is_trace_dir,
+    read_json_object,
+    read_kept_tokens,
+    read_table,
+)
 from sparsespikformer.analysis.sweeps.store import RESULTS_CSV, RESULTS_JSONL, read_results
 from sparsespikformer.simulator.atomic import atomic_write_bytes, atomic_write_text
+from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import Trace
 
 MAX_TABLE_ROWS = 25
@@ -77,7 +85,7 @@ def scan_run_dir(run_dir: Path) -> RunContents:
     for path in _walk(run_dir, 0):
         try:
             _classify(path, contents)
-        except (ValueError, OSError) as err:  # an unreadable file is skipped, not fatal
+        except (InputError, OSError) as err:  # an unreadable file is skipped, not fatal
             log.warning("%s: skipped (%s)", path, err)
     return contents
 
@@ -293,7 +301,7 @@ def traces_section(paths: Sequence[Path], run_dir: Path) -> Section:
         if index < MAX_FIGURES_PER_KIND:
             try:
                 matrix = plot_data.firing_rate_matrix(trace)
-            except ValueError:
+            except InputError:
                 continue
             figures += figure_html(plots.draw_firing_rate(
                 matrix, title=f"Input firing rate: {_relative(path, run_dir)}"),
@@ -373,7 +381,7 @@ def build_sections(run_dir: Path, contents: RunContents) -> list[Section]:
             continue
         try:
             sections.extend(make())
-        except (ValueError, OSError, KeyError) as err:  # one bad file must not sink the page
+        except (InputError, OSError) as err:  # one bad file must not sink the page
             log.warning("report: %s skipped (%s)", attribute, err)
             sections.append(Section(attribute.replace("_", " ").capitalize(),
                                     f"<p class='note'>Could not be shown: "

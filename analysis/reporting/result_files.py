@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import pandas as pd
 
 from sparsespikformer.analysis.reporting.plot_data import LTH_COLUMNS
 from sparsespikformer.simulator.atomic import atomic_path
+from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import NPZ_READ_ERRORS
 
 KEPT_PREFIX = "kept/"
@@ -48,7 +49,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError,
             ValueError) as err:
-        raise ValueError(f"{path}: unreadable table ({err})".replace("\n", " ")) from None
+        raise InputError(f"{path}: unreadable table ({err})".replace("\n", " ")) from None
     return check_numeric_columns(table, path)
 
 
@@ -79,7 +80,7 @@ def check_numeric_columns(table: pd.DataFrame, path: str | os.PathLike) -> pd.Da
         bad = numbers.isna() & values.notna()
         if bad.any():
             row = int(bad.to_numpy().argmax())
-            raise ValueError(f"{path}: column {column}: not a number: "
+            raise InputError(f"{path}: column {column}: not a number: "
                              f"{values.iloc[row]!r} in row {row + 1}")
         table[column] = numbers.astype(float)
     return table
@@ -90,9 +91,9 @@ def read_json_object(path: str | os.PathLike) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise InputError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(value, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise InputError(f"{path}: expected a JSON object")
     return value
 
 
@@ -116,12 +117,12 @@ def read_rounds(paths: Sequence[str | os.PathLike], labels: Sequence[str] | None
     folder each sits in."""
     paths = [Path(p) for p in paths]
     if labels is not None and len(labels) != len(paths):
-        raise ValueError(f"--labels: {len(labels)} labels for {len(paths)} input files")
+        raise InputError(f"--labels: {len(labels)} labels for {len(paths)} input files")
     tables = [read_table(p) for p in paths]
     for path, table in zip(paths, tables, strict=True):
         missing = [c for c in LTH_COLUMNS if c not in table.columns]
         if missing:
-            raise ValueError(f"{path}: not a rounds table, missing {', '.join(missing)}")
+            raise InputError(f"{path}: not a rounds table, missing {', '.join(missing)}")
     if len(tables) == 1 and labels is None:
         return tables[0]
     if labels is None and all("baseline" in t.columns for t in tables):
@@ -167,23 +168,23 @@ def read_kept_tokens(path: str | os.PathLike
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except NPZ_READ_ERRORS as err:
-        raise ValueError(f"{path}: unreadable npz ({err})".replace("\n", " ")) from None
+        raise InputError(f"{path}: unreadable npz ({err})".replace("\n", " ")) from None
     if not {"images", "num_tokens"} <= set(arrays):
-        raise ValueError(f"{path}: expected arrays `images` and `num_tokens` "
+        raise InputError(f"{path}: expected arrays `images` and `num_tokens` "
                          f"(has: {', '.join(sorted(arrays))})")
     kept = {name[len(KEPT_PREFIX):]: array for name, array in arrays.items()
             if name.startswith(KEPT_PREFIX)}
     if not kept:
-        raise ValueError(f"{path}: no `{KEPT_PREFIX}<selector>` arrays")
+        raise InputError(f"{path}: no `{KEPT_PREFIX}<selector>` arrays")
     images, num_tokens = arrays["images"], arrays["num_tokens"]
     if num_tokens.ndim != 0 or num_tokens.dtype.kind not in "iu":
-        raise ValueError(f"{path}: num_tokens: expected one integer, got "
+        raise InputError(f"{path}: num_tokens: expected one integer, got "
                          f"{num_tokens.dtype} shape {num_tokens.shape}")
     if images.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: images: expected numbers, got dtype {images.dtype}")
+        raise InputError(f"{path}: images: expected numbers, got dtype {images.dtype}")
     for name, indices in kept.items():  # strings or records would fail deep in plotting
         if indices.dtype.kind not in "iu":
-            raise ValueError(f"{path}: {KEPT_PREFIX}{name}: expected integer token indices, "
+            raise InputError(f"{path}: {KEPT_PREFIX}{name}: expected integer token indices, "
                              f"got dtype {indices.dtype}")
     return images, kept, int(num_tokens)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import ast
 import operator
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from sparsespikformer.simulator.errors import SweepSpecError
 
 _BINARY_OPS = {
     ast.Add: operator.add,
@@ -57,7 +59,7 @@ class Constraint:
             with np.errstate(divide="raise", over="raise", invalid="raise"):
                 result = _evaluate(self.tree.body, values, self.text)
         except ArithmeticError as err:  # ZeroDivisionError, OverflowError, FloatingPointError
-            raise ValueError(f"constraint {self.text!r}: arithmetic error "
+            raise SweepSpecError(f"constraint {self.text!r}: arithmetic error "
                              f"({err.__class__.__name__}: {err})") from None
         return np.asarray(result, dtype=bool)
 
@@ -65,13 +67,13 @@ class Constraint:
 def parse_constraint(text: str) -> Constraint:
     """Parse `text`; raise ValueError naming the offending construct if it is not allowed."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("constraint must be a non-empty string")
+        raise SweepSpecError("constraint must be a non-empty string")
     if len(text) > _MAX_LENGTH:
-        raise ValueError(f"constraint longer than {_MAX_LENGTH} characters")
+        raise SweepSpecError(f"constraint longer than {_MAX_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
-        raise ValueError(f"constraint {text!r}: syntax error ({err.msg})") from None
+        raise SweepSpecError(f"constraint {text!r}: syntax error ({err.msg})") from None
     names: list[str] = []
     _check_node(tree.body, text, names)
     return Constraint(text=text.strip(), names=tuple(dict.fromkeys(names)), tree=tree)
@@ -93,13 +95,13 @@ def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
     if isinstance(node, (ast.Name, ast.Attribute)):
         dotted = _dotted_name(node)
         if dotted is None:
-            raise ValueError(f"constraint {text!r}: only plain dotted names are allowed")
+            raise SweepSpecError(f"constraint {text!r}: only plain dotted names are allowed")
         names.append(dotted)
         return
     if isinstance(node, ast.Constant):
         if isinstance(node.value, (bool, int, float, str)):
             return
-        raise ValueError(f"constraint {text!r}: constant {node.value!r} not allowed")
+        raise SweepSpecError(f"constraint {text!r}: constant {node.value!r} not allowed")
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
         children = [node.left, node.right]
     elif isinstance(node, ast.UnaryOp) and type(node.op) in (*_UNARY_OPS, ast.Not):
@@ -109,7 +111,7 @@ def _check_node(node: ast.AST, text: str, names: list[str]) -> None:
     elif isinstance(node, ast.Compare) and all(type(op) in _COMPARE_OPS for op in node.ops):
         children = [node.left, *node.comparators]
     else:
-        raise ValueError(f"constraint {text!r}: {type(node).__name__} is not allowed "
+        raise SweepSpecError(f"constraint {text!r}: {type(node).__name__} is not allowed "
                          "(use names, numbers, + - * / // % **, comparisons, and/or/not)")
     for child in children:
         _check_node(child, text, names)
@@ -121,14 +123,14 @@ def _evaluate(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
     if isinstance(node, (ast.Name, ast.Attribute)):
         name = _dotted_name(node)
         if name not in values:
-            raise ValueError(f"constraint {text!r}: unknown name {name!r} "
+            raise SweepSpecError(f"constraint {text!r}: unknown name {name!r} "
                              "(not a swept axis nor a key of the base config)")
         return values[name]
     if isinstance(node, ast.BinOp):
         left = _evaluate(node.left, values, text)
         right = _evaluate(node.right, values, text)
         if isinstance(node.op, ast.Pow) and np.any(np.abs(np.asarray(right)) > _MAX_EXPONENT):
-            raise ValueError(f"constraint {text!r}: exponent above {_MAX_EXPONENT}")
+            raise SweepSpecError(f"constraint {text!r}: exponent above {_MAX_EXPONENT}")
         return _BINARY_OPS[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         operand = _evaluate(node.operand, values, text)
@@ -150,7 +152,7 @@ def _evaluate(node: ast.AST, values: Mapping[str, Any], text: str) -> Any:
             result = np.logical_and(result, _COMPARE_OPS[type(op)](left, right))
             left = right
         return result
-    raise ValueError(f"constraint {text!r}: {type(node).__name__} is not allowed")
+    raise SweepSpecError(f"constraint {text!r}: {type(node).__name__} is not allowed")
 
 
 __all__ = ["Constraint", "parse_constraint"]

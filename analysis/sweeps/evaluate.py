@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sparsespikformer.analysis.sweeps.traces import canonical_json
+from sparsespikformer.simulator.errors import InputError, SweepSpecError
 from sparsespikformer.simulator.trace import Trace
 
 # Totals every results table has, in this order (the simulator's names and units).
@@ -76,7 +77,7 @@ def check_axis_key(base: ResolvedBase, dotted: str) -> None:
     try:
         base_value(base, dotted)
     except KeyError as err:
-        raise ValueError(f"{base.source}: {dotted}: not a key of this config "
+        raise SweepSpecError(f"{base.source}: {dotted}: not a key of this config "
                          f"({err.args[0]})") from None
 
 
@@ -98,7 +99,7 @@ def evaluate_chunk(context: SweepContext, task: ChunkTask) -> list[dict[str, Any
             hw = resolve_config(context.bases[base_name], overrides)
             row = totals_row(simulate(trace, hw).totals)
             row.update(status=STATUS_OK, error="")
-        except ValueError as err:  # e.g. a combination the config's cross-checks reject
+        except InputError as err:  # e.g. a combination the config's cross-checks reject
             row = {name: math.nan for name in METRIC_COLUMNS}
             row.update(status=STATUS_ERROR, error=str(err).replace("\n", " "))
         row["key"] = key

@@ -16,9 +16,11 @@ import logging
 import multiprocessing
 import os
 import signal
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Protocol
+
+from sparsespikformer.simulator.errors import InputError
 
 EXECUTORS = ("local", "dask")
 
@@ -157,14 +159,14 @@ class DaskExecutor:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as err:
-            raise ValueError("--executor dask needs dask[distributed] "
+            raise InputError("--executor dask needs dask[distributed] "
                              f"(pip install 'sparsespikformer[dask]'): {err}") from None
         self._cluster = None
         if scheduler:
             try:
                 self._client = Client(scheduler, timeout="30s")
             except OSError as err:
-                raise OSError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+                raise InputError(f"--scheduler {scheduler}: cannot connect ({err})") from None
             self.workers = max(1, sum(self._client.nthreads().values()))
         else:
             self.workers = _check_workers(workers) if workers else default_workers()
@@ -213,16 +215,16 @@ def default_workers() -> int:
 
 def _check_workers(workers: int) -> int:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"--workers: expected an integer >= 1, got {workers!r}")
+        raise InputError(f"--workers: expected an integer >= 1, got {workers!r}")
     return workers
 
 
 def check_executor_args(kind: str, workers: int | None, scheduler: str | None) -> None:
     """Fail before any work starts on arguments no executor could accept."""
     if kind not in EXECUTORS:
-        raise ValueError(f"--executor: expected one of {EXECUTORS}, got {kind!r}")
+        raise InputError(f"--executor: expected one of {EXECUTORS}, got {kind!r}")
     if scheduler and kind != "dask":
-        raise ValueError("--scheduler: only meaningful with --executor dask")
+        raise InputError("--scheduler: only meaningful with --executor dask")
     if workers is not None:
         _check_workers(workers)
 

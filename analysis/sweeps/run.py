@@ -19,24 +19,33 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
 from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
+from sparsespikformer.analysis.sweeps.evaluate import (
+    METRIC_COLUMNS,
+    STATUS_ERROR,
+    ChunkTask,
+    SweepContext,
+)
 from sparsespikformer.analysis.sweeps.executors import check_executor_args, make_executor
-from sparsespikformer.analysis.sweeps.evaluate import (METRIC_COLUMNS, STATUS_ERROR, ChunkTask,
-                                                  SweepContext)
-from sparsespikformer.analysis.sweeps.spec import (SweepPoint, SweepSpec, expand_points,
-                                                  load_sweep_spec, point_key)
+from sparsespikformer.analysis.sweeps.spec import (
+    SweepPoint,
+    SweepSpec,
+    expand_points,
+    load_sweep_spec,
+    point_key,
+)
 from sparsespikformer.analysis.sweeps.store import SweepStore
-from sparsespikformer.analysis.sweeps.traces import (build_trace, trace_content_hash,
-                                                        trace_metadata)
+from sparsespikformer.analysis.sweeps.traces import build_trace, trace_content_hash, trace_metadata
 from sparsespikformer.simulator.atomic import atomic_write_text
+from sparsespikformer.simulator.errors import InputError, SweepSpecError
 
 SWEEP_META = "sweep.json"
 SPEC_COPY = "spec.yaml"
@@ -124,7 +133,7 @@ def plan_sweep(spec: SweepSpec, evaluator: Evaluator = SIMULATOR) -> SweepPlan:
     for base in spec.bases:
         try:
             bases[base] = evaluator.load_base(base)
-        except (ValueError, OSError) as err:
+        except (InputError, OSError) as err:
             raise type(err)(f"{spec.source}: base: {err}") from None
     _check_axes(spec, bases, evaluator)
     traces = {entry.name: build_trace(entry) for entry in spec.traces}
@@ -146,8 +155,8 @@ def _check_axes(spec: SweepSpec, bases: Mapping[str, Any], evaluator: Evaluator)
         for base_name, base in bases.items():
             try:
                 evaluator.check_axis_key(base, axis.key)
-            except ValueError as err:
-                raise ValueError(f"{spec.source}: axes.{axis.key}: unknown to base "
+            except InputError as err:
+                raise SweepSpecError(f"{spec.source}: axes.{axis.key}: unknown to base "
                                  f"{base_name} ({err})") from None
 
 
@@ -185,7 +194,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path, *, executor: st
     if not isinstance(spec, SweepSpec):
         spec = load_sweep_spec(spec)
     if chunk_size is not None and (isinstance(chunk_size, bool) or chunk_size < 1):
-        raise ValueError(f"--chunk-size: expected an integer >= 1, got {chunk_size!r}")
+        raise SweepSpecError(f"--chunk-size: expected an integer >= 1, got {chunk_size!r}")
     plan = plan_sweep(spec, evaluator)
     out_dir = Path(out_dir)
     with SweepStore(out_dir) as store:

@@ -28,17 +28,18 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from sparsespikformer.analysis.sweeps.constraints import Constraint, parse_constraint
-from sparsespikformer.analysis.sweeps.traces import (TraceEntry, canonical_json,
-                                                        parse_trace_entries)
+from sparsespikformer.analysis.sweeps.traces import TraceEntry, canonical_json, parse_trace_entries
+from sparsespikformer.simulator.checks import check_positive_int, check_seed, check_text, is_number
+from sparsespikformer.simulator.errors import InputError, SweepSpecError
 from sparsespikformer.simulator.yaml_file import read_yaml
 
 SPEC_VERSION = 1
@@ -118,16 +119,16 @@ def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
     """Validate a parsed spec; every error names `source` and the dotted key at fault."""
     source = Path(source)
     if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: a sweep spec must be a YAML mapping")
+        raise SweepSpecError(f"{source}: a sweep spec must be a YAML mapping")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise ValueError(f"{source}: {unknown[0]}: unknown key (allowed: {sorted(_TOP_KEYS)})")
+        raise SweepSpecError(f"{source}: {unknown[0]}: unknown key (allowed: {sorted(_TOP_KEYS)})")
     if data.get("version") != SPEC_VERSION:
-        raise ValueError(f"{source}: version: expected {SPEC_VERSION}, "
+        raise SweepSpecError(f"{source}: version: expected {SPEC_VERSION}, "
                          f"got {data.get('version')!r}")
     mode = data.get("mode", "grid")
     if mode not in MODES:
-        raise ValueError(f"{source}: mode: expected one of {MODES}, got {mode!r}")
+        raise SweepSpecError(f"{source}: mode: expected one of {MODES}, got {mode!r}")
     samples, seed = _parse_sampling(data, mode, source)
     axes = _parse_axes(data.get("axes", {}), source)
     constraints = _parse_constraints(data.get("constraints", []), source)
@@ -146,35 +147,31 @@ def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
 
 
 def _text(value: Any, source: Path, key: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise ValueError(f"{source}: {key}: expected a string")
-    return value.strip()
+    return check_text(value, f"{source}: {key}", allow_empty=allow_empty,
+                      error=SweepSpecError).strip()
 
 
 def _parse_sampling(data: Mapping[str, Any], mode: str, source: Path):
     samples, seed = data.get("samples"), data.get("seed", 0)
     if mode == "random":
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"{source}: samples: random mode needs an integer >= 1, "
-                             f"got {samples!r}")
+        check_positive_int(samples, f"{source}: samples (random mode)", error=SweepSpecError)
     elif samples is not None:
-        raise ValueError(f"{source}: samples: only meaningful with mode: random")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"{source}: seed: expected an integer >= 0, got {seed!r}")
+        raise SweepSpecError(f"{source}: samples: only meaningful with mode: random")
+    check_seed(seed, f"{source}: seed", error=SweepSpecError)
     return samples, seed
 
 
 def _parse_bases(value: Any, source: Path) -> tuple[str, ...]:
     entries = value if isinstance(value, list) else [value]
     if not entries or value is None:
-        raise ValueError(f"{source}: base: expected a hw config name or path, or a list")
+        raise SweepSpecError(f"{source}: base: expected a hw config name or path, or a list")
     bases = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, str) or not entry.strip():
-            raise ValueError(f"{source}: base[{index}]: expected a hw config name or path")
+            raise SweepSpecError(f"{source}: base[{index}]: expected a hw config name or path")
         bases.append(_resolve_base(entry.strip(), source))
     if len(set(bases)) != len(bases):
-        raise ValueError(f"{source}: base: listed twice")
+        raise SweepSpecError(f"{source}: base: listed twice")
     return tuple(bases)
 
 
@@ -188,15 +185,15 @@ def _resolve_base(entry: str, source: Path) -> str:
 
 def _parse_axes(value: Any, source: Path) -> tuple[Axis, ...]:
     if not isinstance(value, Mapping):
-        raise ValueError(f"{source}: axes: expected a mapping of dotted keys to values")
+        raise SweepSpecError(f"{source}: axes: expected a mapping of dotted keys to values")
     axes = []
     for key, spec in value.items():
         where = f"{source}: axes.{key}"
         if not isinstance(key, str) or not all(part.isidentifier() for part in key.split(".")):
-            raise ValueError(f"{where}: a key must be a dotted name such as pe_array.rows")
+            raise SweepSpecError(f"{where}: a key must be a dotted name such as pe_array.rows")
         values = _axis_values(spec, where)
         if len(set(map(_hashable, values))) != len(values):
-            raise ValueError(f"{where}: repeated values")
+            raise SweepSpecError(f"{where}: repeated values")
         axes.append(Axis(key=key, values=tuple(values)))
     return tuple(axes)
 
@@ -209,10 +206,10 @@ def _hashable(value: Scalar) -> tuple[str, Scalar]:
 def _axis_values(spec: Any, where: str) -> list[Scalar]:
     if isinstance(spec, list):
         if not spec:
-            raise ValueError(f"{where}: empty list")
+            raise SweepSpecError(f"{where}: empty list")
         for value in spec:
             if not isinstance(value, (int, float, str, bool)) or _is_nan(value):
-                raise ValueError(f"{where}: values must be numbers, strings or booleans, "
+                raise SweepSpecError(f"{where}: values must be numbers, strings or booleans, "
                                  f"got {value!r}")
         return list(spec)
     if isinstance(spec, Mapping) and len(spec) == 1:
@@ -221,7 +218,7 @@ def _axis_values(spec: Any, where: str) -> list[Scalar]:
             return _range_values(args, where)
         if kind == "log2":
             return _log2_values(args, where)
-    raise ValueError(f"{where}: expected a list, {{range: [start, stop, step]}} or "
+    raise SweepSpecError(f"{where}: expected a list, {{range: [start, stop, step]}} or "
                      f"{{log2: [lo, hi]}}")
 
 
@@ -230,21 +227,19 @@ def _is_nan(value: Any) -> bool:
 
 
 def _numbers(args: Any, count: int, where: str) -> list[int | float]:
-    ok = (isinstance(args, list) and len(args) == count
-          and all(isinstance(a, (int, float)) and not isinstance(a, bool) and not _is_nan(a)
-                  for a in args))
+    ok = isinstance(args, list) and len(args) == count and all(map(is_number, args))
     if not ok:
-        raise ValueError(f"{where}: expected a list of {count} finite numbers, got {args!r}")
+        raise SweepSpecError(f"{where}: expected a list of {count} finite numbers, got {args!r}")
     return args
 
 
 def _range_values(args: Any, where: str) -> list[int | float]:
     start, stop, step = _numbers(args, 3, f"{where}.range", )
     if step <= 0 or stop < start:
-        raise ValueError(f"{where}.range: need step > 0 and stop >= start, got {args!r}")
+        raise SweepSpecError(f"{where}.range: need step > 0 and stop >= start, got {args!r}")
     count = math.floor((stop - start) / step + 1e-9) + 1  # stop is included when it lands
     if count > _MAX_AXIS_VALUES:
-        raise ValueError(f"{where}.range: {count} values, more than {_MAX_AXIS_VALUES}")
+        raise SweepSpecError(f"{where}.range: {count} values, more than {_MAX_AXIS_VALUES}")
     if all(isinstance(a, int) for a in args):
         return [start + i * step for i in range(count)]
     # 12 significant digits: 0.1 * 3 is 0.3 in the spec, not 0.30000000000000004
@@ -254,12 +249,12 @@ def _range_values(args: Any, where: str) -> list[int | float]:
 def _log2_values(args: Any, where: str) -> list[int]:
     low, high = _numbers(args, 2, f"{where}.log2")
     if low <= 0 or high < low:
-        raise ValueError(f"{where}.log2: need 0 < lo <= hi, got {args!r}")
+        raise SweepSpecError(f"{where}.log2: need 0 < lo <= hi, got {args!r}")
     first, last = math.ceil(math.log2(low) - 1e-12), math.floor(math.log2(high) + 1e-12)
     if first > last:
-        raise ValueError(f"{where}.log2: no power of two between {low} and {high}")
+        raise SweepSpecError(f"{where}.log2: no power of two between {low} and {high}")
     if first < 0:
-        raise ValueError(f"{where}.log2: powers of two below 1 are not supported")
+        raise SweepSpecError(f"{where}.log2: powers of two below 1 are not supported")
     return [2 ** e for e in range(first, last + 1)]
 
 
@@ -267,13 +262,13 @@ def _parse_constraints(value: Any, source: Path) -> tuple[Constraint, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise ValueError(f"{source}: constraints: expected a list of expressions")
+        raise SweepSpecError(f"{source}: constraints: expected a list of expressions")
     parsed = []
     for index, text in enumerate(value):
         try:
             parsed.append(parse_constraint(text))
-        except ValueError as err:
-            raise ValueError(f"{source}: constraints[{index}]: {err}") from None
+        except InputError as err:
+            raise SweepSpecError(f"{source}: constraints[{index}]: {err}") from None
     return tuple(parsed)
 
 
@@ -308,7 +303,7 @@ def hardware_combinations(spec: SweepSpec, base_value: BaseValueLookup | None = 
     constants = _base_constants(spec, base_value)
     if spec.mode == "grid":
         if total > _GRID_LIMIT:
-            raise ValueError(f"{spec.source}: axes: the grid has {total:,} points, more than "
+            raise SweepSpecError(f"{spec.source}: axes: the grid has {total:,} points, more than "
                              f"{_GRID_LIMIT:,}; use mode: random with samples")
         candidates = _all_candidates(sizes)
         chosen = candidates[_valid(spec, candidates, constants)]
@@ -316,7 +311,7 @@ def hardware_combinations(spec: SweepSpec, base_value: BaseValueLookup | None = 
         candidates = _all_candidates(sizes)
         valid = np.flatnonzero(_valid(spec, candidates, constants))
         if valid.size < spec.samples:
-            raise ValueError(f"{spec.source}: samples: {spec.samples} requested but only "
+            raise SweepSpecError(f"{spec.source}: samples: {spec.samples} requested but only "
                              f"{valid.size} distinct points satisfy the constraints")
         rng = np.random.default_rng(spec.seed)
         chosen = candidates[rng.choice(valid, size=spec.samples, replace=False)]
@@ -340,7 +335,7 @@ def _rejection_sample(spec: SweepSpec, sizes: Sequence[int],
             seen.setdefault(tuple(int(i) for i in row), None)
             if len(seen) == spec.samples:
                 return np.array(list(seen), dtype=np.int64)
-    raise ValueError(f"{spec.source}: samples: found only {len(seen)} distinct points that "
+    raise SweepSpecError(f"{spec.source}: samples: found only {len(seen)} distinct points that "
                      f"satisfy the constraints; loosen them or ask for fewer samples")
 
 
@@ -351,11 +346,11 @@ def _base_constants(spec: SweepSpec, base_value: BaseValueLookup | None
     constants = {}
     for name in sorted(names):
         if base_value is None:
-            raise ValueError(f"{spec.source}: constraints: {name!r} is not a swept axis")
+            raise SweepSpecError(f"{spec.source}: constraints: {name!r} is not a swept axis")
         try:
             values = [base_value(base, name) for base in spec.bases]
         except (KeyError, AttributeError, ValueError) as err:
-            raise ValueError(f"{spec.source}: constraints: {name!r} is neither a swept axis "
+            raise SweepSpecError(f"{spec.source}: constraints: {name!r} is neither a swept axis "
                              f"nor a key of the base config ({err})") from None
         constants[name] = _as_array(values)
     return constants
@@ -373,7 +368,8 @@ def _valid(spec: SweepSpec, candidates: np.ndarray,
         try:
             result = constraint.evaluate(values)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{spec.source}: constraints: {constraint.text!r}: {err}") from None
+            raise SweepSpecError(
+                f"{spec.source}: constraints: {constraint.text!r}: {err}") from None
         mask &= np.broadcast_to(result, mask.shape)
     return mask
 

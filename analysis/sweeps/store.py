@@ -14,19 +14,21 @@ keeps two sweeps from writing into the same directory at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import time
-from pathlib import Path
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from sparsespikformer.analysis.reporting.result_files import check_numeric_columns
 from sparsespikformer.simulator.atomic import atomic_write_with
+from sparsespikformer.simulator.errors import InputError
 
 try:  # POSIX advisory locks; elsewhere the store runs unlocked
     import fcntl
@@ -83,7 +85,7 @@ class SweepStore:
         for row in rows:
             key = row.get("key")
             if not isinstance(key, str) or not key:
-                raise ValueError(f"{self.jsonl_path}: a result row needs a string `key`")
+                raise InputError(f"{self.jsonl_path}: a result row needs a string `key`")
             if key in self._rows:
                 log.warning("%s: point %s already stored; not written twice",
                             self.jsonl_path, key[:12])
@@ -168,7 +170,7 @@ def read_results(directory_or_file: str | os.PathLike) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
+        raise InputError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
     return check_numeric_columns(table, path)
 
 
@@ -183,7 +185,7 @@ def _json_ready(row: Mapping[str, Any]) -> dict[str, Any]:
         elif hasattr(value, "item"):  # a numpy scalar
             clean[name] = _json_ready({name: value.item()})[name]
         else:
-            raise ValueError(f"result column {name!r}: {type(value).__name__} is not a scalar")
+            raise InputError(f"result column {name!r}: {type(value).__name__} is not a scalar")
     return clean
 
 
@@ -205,7 +207,7 @@ def _read_rows(path: Path, *, repair: bool = True) -> dict[str, dict[str, Any]]:
         if row is None:
             if number == len(complete) and not tail:
                 break  # a torn final record that happened to end in a newline byte
-            raise ValueError(f"{path}:{number}: corrupt result line (not a JSON object "
+            raise InputError(f"{path}:{number}: corrupt result line (not a JSON object "
                              "with a key); remove it to resume")
         if row["key"] in rows:
             log.warning("%s:%d: duplicate key %s ignored", path, number, row["key"][:12])
@@ -242,7 +244,8 @@ def _acquire_lock(path: Path):
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise OSError(f"{path.parent}: another sweep is writing into this directory") from None
+        raise OSError(errno.EBUSY, "another sweep is writing into this directory",
+                      str(path.parent)) from None
     return handle
 
 

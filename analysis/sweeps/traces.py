@@ -33,16 +33,18 @@ import functools
 import hashlib
 import itertools
 import json
-import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sparsespikformer.simulator.trace import SHAPE_COLUMNS, Trace, synthetic_trace
+from sparsespikformer.simulator.checks import check_fraction, check_int, check_text
+from sparsespikformer.simulator.errors import InputError, SweepSpecError
+from sparsespikformer.simulator.synthetic import SHAPE_COLUMNS, synthetic_trace
+from sparsespikformer.simulator.trace import Trace
 
 _ENTRY_KEYS = {"name", "path", "synthetic", "accuracy"}
 _SYNTHETIC_KEYS = {"preset", "layer_shapes", "firing_rate", "weight_density", "keep_ratio",
@@ -74,14 +76,14 @@ class TraceEntry:
 def parse_trace_entries(entries: Any, spec_path: Path) -> tuple[TraceEntry, ...]:
     """Validate a spec's `traces:` list; relative paths are taken from the spec's folder."""
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{spec_path}: traces: expected a non-empty list")
+        raise SweepSpecError(f"{spec_path}: traces: expected a non-empty list")
     parsed: list[TraceEntry] = []
     for index, entry in enumerate(entries):
         parsed.extend(_parse_entry(entry, spec_path, f"{spec_path}: traces[{index}]"))
     seen: set[str] = set()
     for entry in parsed:
         if entry.name in seen:
-            raise ValueError(f"{entry.where}.name: duplicate trace name {entry.name!r}")
+            raise SweepSpecError(f"{entry.where}.name: duplicate trace name {entry.name!r}")
         seen.add(entry.name)
     return tuple(parsed)
 
@@ -90,7 +92,7 @@ def _parse_entry(entry: Any, spec_path: Path, where: str) -> list[TraceEntry]:
     if isinstance(entry, str):
         entry = {"path": entry}
     if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a path or a mapping with `path` or `synthetic`")
+        raise SweepSpecError(f"{where}: expected a path or a mapping with `path` or `synthetic`")
     _check_keys(entry, _ENTRY_KEYS, "path", "synthetic", where)
     accuracy = _optional_fraction(entry.get("accuracy"), f"{where}.accuracy")
     if "path" in entry:
@@ -105,9 +107,9 @@ def _check_keys(mapping: Mapping[str, Any], allowed: set[str], one: str, other: 
     """Only `allowed` keys, and exactly one of `one` and `other`."""
     unknown = sorted(set(mapping) - allowed)
     if unknown:
-        raise ValueError(f"{where}.{unknown[0]}: unknown key (allowed: {sorted(allowed)})")
+        raise SweepSpecError(f"{where}.{unknown[0]}: unknown key (allowed: {sorted(allowed)})")
     if (one in mapping) == (other in mapping):
-        raise ValueError(f"{where}: give exactly one of `{one}` or `{other}`")
+        raise SweepSpecError(f"{where}: give exactly one of `{one}` or `{other}`")
 
 
 def _parse_synthetic(entry: Mapping[str, Any], spec_path: Path, where: str,
@@ -115,11 +117,11 @@ def _parse_synthetic(entry: Mapping[str, Any], spec_path: Path, where: str,
     params = entry["synthetic"]
     here = f"{where}.synthetic"
     if not isinstance(params, Mapping):
-        raise ValueError(f"{here}: expected a mapping")
+        raise SweepSpecError(f"{here}: expected a mapping")
     _check_keys(params, _SYNTHETIC_KEYS, "preset", "layer_shapes", here)
     preset = params.get("preset")
     if preset is not None and (not isinstance(preset, str) or not preset):
-        raise ValueError(f"{here}.preset: expected a preset name")
+        raise SweepSpecError(f"{here}.preset: expected a preset name")
     shapes = _parse_layer_shapes(params.get("layer_shapes"), spec_path, f"{here}.layer_shapes")
     common = {
         "preset": preset,
@@ -136,7 +138,7 @@ def _parse_synthetic(entry: Mapping[str, Any], spec_path: Path, where: str,
         values = params.get(key, default)
         values = values if isinstance(values, list) else [values]
         if not values:
-            raise ValueError(f"{here}.{key}: empty list")
+            raise SweepSpecError(f"{here}.{key}: empty list")
         allow_zero = key != "keep_ratio"
         value_lists.append([_fraction(v, f"{here}.{key}", allow_zero=allow_zero)
                             for v in values])
@@ -160,31 +162,24 @@ def _parse_layer_shapes(value: Any, spec_path: Path, where: str):
     if isinstance(value, list) and value and all(isinstance(row, Mapping) for row in value):
         missing = [c for c in SHAPE_COLUMNS if c not in value[0]]
         if missing:
-            raise ValueError(f"{where}[0]: missing columns {missing}")
+            raise SweepSpecError(f"{where}[0]: missing columns {missing}")
         return tuple(dict(row) for row in value)
-    raise ValueError(f"{where}: expected a CSV path or a list of layer mappings")
+    raise SweepSpecError(f"{where}: expected a CSV path or a list of layer mappings")
 
 
 def _resolve_path(value: Any, spec_path: Path, where: str) -> Path:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{where}: expected a path string")
+        raise SweepSpecError(f"{where}: expected a path string")
     path = Path(value).expanduser()
     return path if path.is_absolute() else (spec_path.parent / path)
 
 
 def _name(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: expected a non-empty string")
-    return value.strip()
+    return check_text(value, where, allow_empty=False, error=SweepSpecError)
 
 
 def _fraction(value: Any, where: str, *, allow_zero: bool) -> float:
-    ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-    low_ok = ok_type and (value >= 0 if allow_zero else value > 0)
-    if not (ok_type and low_ok and value <= 1 and math.isfinite(value)):
-        bound = "[0, 1]" if allow_zero else "(0, 1]"
-        raise ValueError(f"{where}: expected a number in {bound}, got {value!r}")
-    return float(value)
+    return check_fraction(value, where, allow_zero=allow_zero, error=SweepSpecError)
 
 
 def _optional_fraction(value: Any, where: str) -> float | None:
@@ -192,11 +187,8 @@ def _optional_fraction(value: Any, where: str) -> float | None:
 
 
 def _optional_int(value: Any, where: str, *, minimum: int) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return None if value is None else check_int(value, where, minimum=minimum,
+                                                 error=SweepSpecError)
 
 
 # ----------------------------------------------------------------------------- building
@@ -207,13 +199,13 @@ def build_trace(entry: TraceEntry) -> Trace:
     if entry.path is not None:
         try:
             trace = Trace.load(entry.path)
-        except (ValueError, OSError) as err:
+        except (InputError, OSError) as err:
             raise type(err)(f"{entry.where}.path: {err}") from None
     else:
         shapes, details = _layer_shapes(entry)
         if entry.keep_ratio < 1.0 and "kind" in shapes and (shapes["kind"] == "selector").any():
             # the shapes already have the selectors' token counts: do not drop tokens twice
-            raise ValueError(f"{entry.where}.synthetic.keep_ratio: these layer shapes already "
+            raise SweepSpecError(f"{entry.where}.synthetic.keep_ratio: these layer shapes already "
                              "contain token selectors; give keep_ratio with a model without "
                              "them (e.g. spikformer_* instead of sparsespikformer_*)")
         timesteps = entry.timesteps
@@ -226,8 +218,8 @@ def build_trace(entry: TraceEntry) -> Trace:
                 num_samples=entry.num_samples, seed=entry.seed, preset=entry.preset or "",
                 input_shape=details.get("input_shape", ()),
                 model_config=details.get("model_config"))
-        except ValueError as err:
-            raise ValueError(f"{entry.where}.synthetic: {err}") from None
+        except InputError as err:
+            raise SweepSpecError(f"{entry.where}.synthetic: {err}") from None
     if entry.accuracy is not None:
         trace = replace(trace, manifest={**trace.manifest, "accuracy": entry.accuracy})
     return trace
@@ -241,7 +233,7 @@ def _layer_shapes(entry: TraceEntry) -> tuple[pd.DataFrame, dict[str, Any]]:
         try:
             return pd.read_csv(entry.layer_shapes), {}
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-            raise ValueError(f"{entry.where}.synthetic.layer_shapes: {entry.layer_shapes}: "
+            raise SweepSpecError(f"{entry.where}.synthetic.layer_shapes: {entry.layer_shapes}: "
                              f"unreadable CSV ({err})".replace("\n", " ")) from None
     return pd.DataFrame(list(entry.layer_shapes or ())), {}
 
@@ -267,10 +259,10 @@ def preset_layer_shapes(preset: str, where: str = "preset") -> tuple[pd.DataFram
     try:
         shapes, details = _cached_preset_shapes(preset)
     except ImportError as err:
-        raise ValueError(f"{where}: presets need the model package ({err}); "
+        raise SweepSpecError(f"{where}: presets need the model package ({err}); "
                          "use `layer_shapes:` instead") from None
     except (KeyError, ValueError) as err:
-        raise ValueError(f"{where}: {err}") from None
+        raise SweepSpecError(f"{where}: {err}") from None
     return shapes.copy(), dict(details)
 
 

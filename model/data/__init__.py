@@ -23,6 +23,7 @@ from sparsespikformer.model.data.cifar import load_cifar_split
 from sparsespikformer.model.data.digits import load_digits_split
 from sparsespikformer.model.data.frames import load_frames_split
 from sparsespikformer.model.data.imagefolder import ImageFolderDataset
+from sparsespikformer.simulator.errors import DataError
 
 SPLITS = ("train", "test")
 DATA_KINDS = ("digits", "cifar10", "cifar100", "imagefolder", "frames")
@@ -44,14 +45,14 @@ def parse_data_spec(spec: str) -> DataSpec:
     """'cifar10:/data/cifar' -> DataSpec('cifar10', Path('/data/cifar'))."""
     kind, sep, path = spec.partition(":")
     if kind not in DATA_KINDS:
-        raise ValueError(f"unknown data spec {spec!r}: expected one of "
+        raise DataError(f"unknown data spec {spec!r}: expected one of "
                          f"digits, cifar10:PATH, cifar100:PATH, imagefolder:PATH, frames:PATH")
     if kind == "digits":
         if sep:
-            raise ValueError(f"data spec {spec!r}: 'digits' takes no path")
+            raise DataError(f"data spec {spec!r}: 'digits' takes no path")
         return DataSpec(kind, None)
     if not path:
-        raise ValueError(f"data spec {spec!r}: {kind} needs a folder, as in {kind}:PATH")
+        raise DataError(f"data spec {spec!r}: {kind} needs a folder, as in {kind}:PATH")
     return DataSpec(kind, Path(path).expanduser())
 
 
@@ -62,9 +63,9 @@ def load_dataset(spec: str, split: str, img_size: int | None = None) -> Dataset:
     set's own size (digits 16, CIFAR 32, frames as stored, image folders 224).
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}: expected 'train' or 'test'")
+        raise DataError(f"unknown split {split!r}: expected 'train' or 'test'")
     if img_size is not None and img_size <= 0:
-        raise ValueError(f"img_size must be positive, got {img_size}")
+        raise DataError(f"img_size must be positive, got {img_size}")
     parsed = parse_data_spec(spec)
     if parsed.kind == "digits":
         return load_digits_split(split, img_size=img_size)

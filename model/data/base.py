@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sparsespikformer.simulator.errors import DataError
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -83,7 +85,7 @@ class InMemoryDataset:
     def __init__(self, samples: torch.Tensor, labels: torch.Tensor, info: DatasetInfo,
                  transform: BatchTransform | None = None) -> None:
         if samples.shape[0] != labels.shape[0]:
-            raise ValueError(f"{info.source}: {samples.shape[0]} samples but "
+            raise DataError(f"{info.source}: {samples.shape[0]} samples but "
                              f"{labels.shape[0]} labels")
         self.samples = samples                      # (N, ...) stored dtype, e.g. uint8
         self.labels = labels.to(torch.int64)        # (N,)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sparsespikformer.model.data.base import BatchTransform, DatasetInfo, InMemoryDataset
+from sparsespikformer.simulator.errors import DataError
 
 CIFAR_SIDE = 32
 CIFAR_CHANNELS = 3
@@ -72,9 +73,9 @@ def read_cifar_pickle(path: Path) -> dict:
             content = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             IndexError, KeyError, ImportError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a readable CIFAR pickle ({err})") from err
+        raise DataError(f"{path}: not a readable CIFAR pickle ({err})") from err
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: expected a pickled dict, got {type(content).__name__}")
+        raise DataError(f"{path}: expected a pickled dict, got {type(content).__name__}")
     return content
 
 
@@ -83,7 +84,7 @@ def _field(content: dict, key: str, path: Path):
     for candidate in (key.encode("ascii"), key):
         if candidate in content:
             return content[candidate]
-    raise ValueError(f"{path}: missing key {key!r}")
+    raise DataError(f"{path}: missing key {key!r}")
 
 
 def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -92,10 +93,10 @@ def _images_and_labels(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarr
     labels = np.asarray(_field(content, label_key, path), dtype=np.int64)
     row_length = CIFAR_CHANNELS * CIFAR_SIDE ** 2
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != row_length:
-        raise ValueError(f"{path}: 'data' must be uint8 of shape (N, 3072), "
+        raise DataError(f"{path}: 'data' must be uint8 of shape (N, 3072), "
                          f"got {data.dtype} {data.shape}")
     if labels.shape != (data.shape[0],):
-        raise ValueError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels")
+        raise DataError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels")
     images = data.reshape(-1, CIFAR_CHANNELS, CIFAR_SIDE, CIFAR_SIDE)   # (N, 3, 32, 32)
     return images, labels
 
@@ -120,15 +121,15 @@ def load_cifar_split(root: str | Path, split: str, num_classes: int,
         label_key, meta, names_key = "fine_labels", "meta", "fine_label_names"
         mean, std = CIFAR100_MEAN, CIFAR100_STD
     else:
-        raise ValueError(f"CIFAR has 10 or 100 classes, not {num_classes}")
+        raise DataError(f"CIFAR has 10 or 100 classes, not {num_classes}")
     parts = [_images_and_labels(root / name, label_key) for name in files]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     class_names = _class_names(root / meta, names_key)
     if len(class_names) != num_classes:
-        raise ValueError(f"{root / meta}: {len(class_names)} class names, expected {num_classes}")
+        raise DataError(f"{root / meta}: {len(class_names)} class names, expected {num_classes}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"{root}: labels outside 0..{num_classes - 1}")
+        raise DataError(f"{root}: labels outside 0..{num_classes - 1}")
     side = CIFAR_SIDE if img_size is None else img_size
     info = DatasetInfo(name=f"cifar{num_classes}", split=split, num_classes=num_classes,
                        input_shape=(CIFAR_CHANNELS, side, side), class_names=class_names,

@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
+from sparsespikformer.simulator.errors import DataError
 
 DIGITS_NATIVE_SIZE = 8
 DIGITS_MAX_VALUE = 16.0
@@ -41,7 +42,7 @@ def digits_split_indices(labels: np.ndarray, test_fraction: float, split_seed: i
 def upscale_nearest(images: np.ndarray, img_size: int) -> np.ndarray:
     """(N, 8, 8) -> (N, img_size, img_size), each pixel repeated into a square block."""
     if img_size % DIGITS_NATIVE_SIZE != 0 or img_size <= 0:
-        raise ValueError(f"digits: img_size must be a positive multiple of "
+        raise DataError(f"digits: img_size must be a positive multiple of "
                          f"{DIGITS_NATIVE_SIZE}, got {img_size}")
     factor = img_size // DIGITS_NATIVE_SIZE
     return images.repeat(factor, axis=1).repeat(factor, axis=2)

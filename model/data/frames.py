@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from sparsespikformer.model.data.base import BatchTransform, DatasetInfo, InMemoryDataset
+from sparsespikformer.simulator.errors import DataError
 from sparsespikformer.simulator.trace import NPZ_READ_ERRORS
 
 FRAMES_NDIM = 5   # (N, T, C, H, W)
@@ -35,23 +36,23 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except NPZ_READ_ERRORS as err:
-        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+        raise DataError(f"{path}: not a readable .npz file ({err})") from err
 
 
 def _check_arrays(path: Path, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for key in ("frames", "labels"):
         if key not in arrays:
-            raise ValueError(f"{path}: missing array {key!r} (has {sorted(arrays)})")
+            raise DataError(f"{path}: missing array {key!r} (has {sorted(arrays)})")
     frames, labels = arrays["frames"], arrays["labels"]
     if frames.ndim != FRAMES_NDIM:
-        raise ValueError(f"{path}: 'frames' must be (N, T, C, H, W), got shape {frames.shape}")
+        raise DataError(f"{path}: 'frames' must be (N, T, C, H, W), got shape {frames.shape}")
     if frames.dtype.kind not in "biuf":
-        raise ValueError(f"{path}: 'frames' must be numeric, got {frames.dtype}")
+        raise DataError(f"{path}: 'frames' must be numeric, got {frames.dtype}")
     if labels.ndim != 1 or labels.shape[0] != frames.shape[0]:
-        raise ValueError(f"{path}: 'labels' must be (N,) with N={frames.shape[0]}, "
+        raise DataError(f"{path}: 'labels' must be (N,) with N={frames.shape[0]}, "
                          f"got {labels.shape}")
     if labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
-        raise ValueError(f"{path}: 'labels' must be non-negative integers")
+        raise DataError(f"{path}: 'labels' must be non-negative integers")
     return frames, labels.astype(np.int64)
 
 
@@ -64,7 +65,7 @@ def _largest_label(root: Path, split: str) -> int:
         with np.load(other, allow_pickle=False) as archive:   # reads only 'labels'
             labels = archive["labels"]
     except (*NPZ_READ_ERRORS, KeyError) as err:
-        raise ValueError(f"{other}: not a readable .npz file with 'labels' ({err})") from err
+        raise DataError(f"{other}: not a readable .npz file with 'labels' ({err})") from err
     return int(labels.max(initial=-1))
 
 
@@ -84,7 +85,7 @@ def load_frames_split(root: str | Path, split: str, img_size: int | None = None
         largest = max(int(labels.max(initial=-1)), _largest_label(root, split))
         class_names = tuple(str(i) for i in range(largest + 1))
     if labels.size and labels.max() >= len(class_names):
-        raise ValueError(f"{path}: label {labels.max()} but only {len(class_names)} classes")
+        raise DataError(f"{path}: label {labels.max()} but only {len(class_names)} classes")
     if frames.dtype == np.bool_:
         frames = frames.astype(np.uint8)
     _, steps, channels, height, width = frames.shape

@@ -23,6 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from sparsespikformer.model.data.base import DatasetInfo, random_hflip
+from sparsespikformer.simulator.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -46,7 +47,7 @@ def resolve_split_folder(root: Path, split: str) -> Path:
     if not _has_split_folders(root):
         if split == "test":
             return root
-        raise ValueError(f"imagefolder: {root} has no train/ folder (a flat class tree is "
+        raise DataError(f"imagefolder: {root} has no train/ folder (a flat class tree is "
                          f"only usable as the test split)")
     for name in _SPLIT_FOLDERS[split]:
         if (root / name).is_dir():
@@ -59,14 +60,14 @@ def scan_class_tree(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int
     """Class names (sorted) and (image path, class index) pairs under `folder`."""
     classes = _class_folders(folder)
     if not classes:
-        raise ValueError(f"imagefolder: {folder} has no class sub-folders")
+        raise DataError(f"imagefolder: {folder} has no class sub-folders")
     items = []
     for index, class_dir in enumerate(classes):
         for path in sorted(class_dir.iterdir()):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                 items.append((path, index))
     if not items:
-        raise ValueError(f"imagefolder: no {'/'.join(IMAGE_SUFFIXES)} images under {folder}")
+        raise DataError(f"imagefolder: no {'/'.join(IMAGE_SUFFIXES)} images under {folder}")
     return tuple(c.name for c in classes), items
 
 
@@ -94,7 +95,7 @@ class ImageFolderDataset:
             if (root / name).is_dir():
                 other_names = tuple(c.name for c in _class_folders(root / name))
                 if other_names != class_names:
-                    raise ValueError(f"imagefolder: {root / name} and the {split} folder "
+                    raise DataError(f"imagefolder: {root / name} and the {split} folder "
                                      f"name different classes")
                 return
 
@@ -111,7 +112,7 @@ class ImageFolderDataset:
                 rgb = image.convert("RGB").resize((self.img_size, self.img_size),
                                                   Image.Resampling.BILINEAR)
         except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"imagefolder: cannot decode image {path} ({err})") from err
+            raise DataError(f"imagefolder: cannot decode image {path} ({err})") from err
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)   # (H, W, 3)
         mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(3, 1, 1)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from sparsespikformer.simulator.errors import InputError
+
 FORMS = ("cifar", "imagenet", "dvs")
 ATTN_ORDERS = ("qk_first", "kv_first")
 NUM_SPS_CONVS = 4
@@ -56,7 +58,7 @@ class SpikformerConfig:
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
-            raise ValueError(f"SpikformerConfig.form: unknown form {self.form!r}; valid: {FORMS}")
+            raise InputError(f"SpikformerConfig.form: unknown form {self.form!r}; valid: {FORMS}")
         if self.sps_pool_after is None:
             object.__setattr__(self, "sps_pool_after", DEFAULT_POOL_AFTER[self.form])
         object.__setattr__(self, "sps_pool_after", tuple(sorted(set(self.sps_pool_after))))
@@ -69,37 +71,37 @@ class SpikformerConfig:
                      "depth", "timesteps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
+                raise InputError(
                     f"SpikformerConfig.{name} must be a positive integer, got {value!r}"
                 )
         if self.embed_dim % 8:
-            raise ValueError(
+            raise InputError(
                 f"SpikformerConfig.embed_dim must be a multiple of 8 (patch-embedding widths "
                 f"D/8, D/4, D/2), got {self.embed_dim}"
             )
         if self.embed_dim % self.num_heads:
-            raise ValueError(
+            raise InputError(
                 f"SpikformerConfig.embed_dim {self.embed_dim} is not divisible by "
                 f"num_heads {self.num_heads}"
             )
         if self.mlp_ratio <= 0 or int(self.embed_dim * self.mlp_ratio) < 1:
-            raise ValueError(f"SpikformerConfig.mlp_ratio must be positive, got {self.mlp_ratio}")
+            raise InputError(f"SpikformerConfig.mlp_ratio must be positive, got {self.mlp_ratio}")
         if any(i not in range(NUM_SPS_CONVS) for i in self.sps_pool_after):
-            raise ValueError(
+            raise InputError(
                 f"SpikformerConfig.sps_pool_after entries must be conv indices 0..3, "
                 f"got {self.sps_pool_after}"
             )
         if self.img_size % self.downsample:
-            raise ValueError(
+            raise InputError(
                 f"SpikformerConfig.img_size {self.img_size} is not divisible by the patch "
                 f"embedding's downsampling factor {self.downsample}"
             )
         if self.attn_order not in ATTN_ORDERS:
-            raise ValueError(
+            raise InputError(
                 f"SpikformerConfig.attn_order: unknown {self.attn_order!r}; valid: {ATTN_ORDERS}"
             )
         if self.lif_tau <= 0:
-            raise ValueError(f"SpikformerConfig.lif_tau must be positive, got {self.lif_tau}")
+            raise InputError(f"SpikformerConfig.lif_tau must be positive, got {self.lif_tau}")
 
     @property
     def downsample(self) -> int:
@@ -134,7 +136,7 @@ class SpikformerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"SpikformerConfig: unknown keys {unknown}; valid: {sorted(known)}")
+            raise InputError(f"SpikformerConfig: unknown keys {unknown}; valid: {sorted(known)}")
         data = dict(data)
         if data.get("sps_pool_after") is not None:
             data["sps_pool_after"] = tuple(data["sps_pool_after"])

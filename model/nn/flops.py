@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sparsespikformer.model.nn.attention import SpikeMatmul
+from sparsespikformer.simulator.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def gflops(model: nn.Module, input_shape: Sequence[int], device: str = "meta") -
 
 def _forward_one_sample(model: nn.Module, input_shape: tuple[int, ...], device: str) -> None:
     if len(input_shape) not in (3, 4):
-        raise ValueError(
+        raise InputError(
             f"input_shape must be (C, H, W) or (T, C, H, W) for one sample, got {input_shape}"
         )
     if device != "meta":

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from sparsespikformer.simulator.errors import InputError
+
 if TYPE_CHECKING:
     from sparsespikformer.model.nn.config import SpikformerConfig
 
@@ -131,7 +133,7 @@ def lif_multistep(
 ) -> torch.Tensor:
     """Spikes (same shape as x, contiguous) of a LIF layer driven by x of shape (T, ...)."""
     if x.dim() < 1 or x.shape[0] < 1:
-        raise ValueError(f"LIF input needs a leading time dimension, got shape {tuple(x.shape)}")
+        raise InputError(f"LIF input needs a leading time dimension, got shape {tuple(x.shape)}")
     if torch.is_grad_enabled() and x.requires_grad:
         return _LIFFunction.apply(x, tau, v_threshold, v_reset, surrogate_alpha)
     spikes, _ = _lif_forward(x, tau, v_threshold, v_reset, keep_charge=False)
@@ -150,7 +152,7 @@ class LIF(nn.Module):
     ):
         super().__init__()
         if tau <= 0:
-            raise ValueError(f"LIF tau must be positive, got {tau}")
+            raise InputError(f"LIF tau must be positive, got {tau}")
         self.tau = float(tau)
         self.v_threshold = float(v_threshold)
         self.v_reset = float(v_reset)

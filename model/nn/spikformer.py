@@ -19,6 +19,7 @@ from torch import nn
 from sparsespikformer.model.nn.block import Block
 from sparsespikformer.model.nn.config import SpikformerConfig
 from sparsespikformer.model.nn.sps import SPS
+from sparsespikformer.simulator.errors import InputError
 
 
 class Spikformer(nn.Module):
@@ -67,17 +68,17 @@ class Spikformer(nn.Module):
         elif x.dim() == 5:
             frames = x.transpose(0, 1)
         else:
-            raise ValueError(
+            raise InputError(
                 f"Spikformer input must be (B, C, H, W) or (B, T, C, H, W), got {tuple(x.shape)}"
             )
         C, H, W = frames.shape[2:]
         if C != self.config.in_channels:
-            raise ValueError(
+            raise InputError(
                 f"Spikformer expects {self.config.in_channels} input channels, got {C}"
             )
         step = self.config.downsample
         if H % step or W % step:
-            raise ValueError(f"Spikformer input size {H}x{W} is not divisible by {step}")
+            raise InputError(f"Spikformer input size {H}x{W} is not divisible by {step}")
         return frames
 
 

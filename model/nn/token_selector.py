@@ -28,15 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsespikformer.simulator.errors import InputError
+from sparsespikformer.simulator.tokens import kept_token_count
+
 SCORERS = ("learned", "firing_rate", "random")
 KEEP = 0          # channel of the learned scorer's output that means "keep"
-_RATIO_EPS = 1e-9  # int(64 · 0.5²) must be 16, not 15, whatever the float rounding
-
-
-def kept_token_count(n_tokens0: int, keep_ratio: float, ordinal: int) -> int:
-    """Tokens kept by the `ordinal`-th selector (1-based): int(N0 · ρ^k), at least 1."""
-    return max(1, int(n_tokens0 * keep_ratio ** ordinal + _RATIO_EPS))
-
 
 class SelectionRecord:
     """Original indices of the tokens still alive, shared by the selectors of one model.
@@ -54,13 +50,13 @@ class SelectionRecord:
 def _check_selector_args(dim: int, n_tokens0: int, ordinal: int, keep_ratio: float,
                          scorer: str) -> None:
     if scorer not in SCORERS:
-        raise ValueError(f"scorer must be one of {SCORERS}, got '{scorer}'")
+        raise InputError(f"scorer must be one of {SCORERS}, got '{scorer}'")
     if not 0.0 < keep_ratio <= 1.0:
-        raise ValueError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
+        raise InputError(f"keep_ratio must be in (0, 1], got {keep_ratio}")
     if ordinal < 1:
-        raise ValueError(f"selector ordinal must be >= 1, got {ordinal}")
+        raise InputError(f"selector ordinal must be >= 1, got {ordinal}")
     if n_tokens0 < 1 or dim < 2:
-        raise ValueError(f"selector needs n_tokens0 >= 1 and dim >= 2, got {n_tokens0}, {dim}")
+        raise InputError(f"selector needs n_tokens0 >= 1 and dim >= 2, got {n_tokens0}, {dim}")
 
 
 class TokenSelector(nn.Module):
@@ -179,7 +175,7 @@ def build_token_selectors(dim: int, n_tokens0: int, blocks: tuple[int, ...],
                           gumbel_tau: float = 1.0) -> nn.ModuleDict:
     """Selectors keyed by block index (str), the k-th in `blocks` order keeping N0 · ρ^k."""
     if len(set(blocks)) != len(blocks) or list(blocks) != sorted(blocks):
-        raise ValueError(f"selector blocks must be increasing and distinct, got {blocks}")
+        raise InputError(f"selector blocks must be increasing and distinct, got {blocks}")
     record = SelectionRecord()
     return nn.ModuleDict({
         str(block): TokenSelector(dim, n_tokens0, ordinal, keep_ratio, scorer=scorer,

@@ -47,13 +47,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from sparsespikformer.model.training.checkpoint import (
-    is_state_dict,
-    load_checkpoint,
-    load_model_weights,
-    load_training_checkpoint,
-    require_keys,
-)
 from sparsespikformer.model.data import Dataset
 from sparsespikformer.model.pruning.masks import (
     PRUNING_SCOPES,
@@ -70,6 +63,13 @@ from sparsespikformer.model.pruning.masks import (
     save_masks,
     weight_sparsity,
 )
+from sparsespikformer.model.training.checkpoint import (
+    is_state_dict,
+    load_checkpoint,
+    load_model_weights,
+    load_training_checkpoint,
+    require_keys,
+)
 from sparsespikformer.model.training.loop import (
     CHECKPOINT_NAME,
     SPEED_ONLY_FIELDS,
@@ -79,6 +79,7 @@ from sparsespikformer.model.training.loop import (
     train,
 )
 from sparsespikformer.simulator.atomic import atomic_path, atomic_write_text
+from sparsespikformer.simulator.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -111,22 +112,22 @@ class LotteryConfig:
 
     def __post_init__(self) -> None:
         if self.rounds < 0:
-            raise ValueError(f"rounds must be >= 0, got {self.rounds}")
+            raise InputError(f"rounds must be >= 0, got {self.rounds}")
         if not 0.0 < self.rate < 1.0:
-            raise ValueError(f"rate must be in (0, 1), got {self.rate}")
+            raise InputError(f"rate must be in (0, 1), got {self.rate}")
         if self.scope not in PRUNING_SCOPES:
-            raise ValueError(f"scope must be one of {PRUNING_SCOPES}, got '{self.scope}'")
+            raise InputError(f"scope must be one of {PRUNING_SCOPES}, got '{self.scope}'")
         if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}, got '{self.baseline}'")
+            raise InputError(f"baseline must be one of {BASELINES}, got '{self.baseline}'")
         if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
+            raise InputError(f"seed must be >= 0, got {self.seed}")
         if self.rewind_epoch < 0:
-            raise ValueError(f"rewind_epoch must be >= 0, got {self.rewind_epoch}")
+            raise InputError(f"rewind_epoch must be >= 0, got {self.rewind_epoch}")
         if self.baseline_rounds is not None:
             object.__setattr__(self, "baseline_rounds", tuple(self.baseline_rounds))
             bad = [k for k in self.baseline_rounds if not 1 <= k <= self.rounds]
             if bad:
-                raise ValueError(f"baseline_rounds must be in 1..{self.rounds}, got {bad}")
+                raise InputError(f"baseline_rounds must be in 1..{self.rounds}, got {bad}")
 
     def trained_baseline_rounds(self) -> tuple[int, ...]:
         if self.baseline_rounds is None:
@@ -175,31 +176,31 @@ def _read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
+        raise InputError(f"{path}: not valid JSON ({err})") from err
 
 
 def _read_result(path: Path) -> dict:
     """A round's result.json, checked: a bad one would put wrong numbers in rounds.csv."""
     result = _read_json(path)
     if not isinstance(result, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(result).__name__}")
+        raise InputError(f"{path}: expected a JSON object, got {type(result).__name__}")
     require_keys(result, ROUNDS_COLUMNS, path)
     for key in ROUNDS_COLUMNS[:-1]:
         value = result[key]
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not math.isfinite(value)):
-            raise ValueError(f"{path}: '{key}' must be a number, got {value!r}")
+            raise InputError(f"{path}: '{key}' must be a number, got {value!r}")
     if not isinstance(result["baseline"], str):
-        raise ValueError(f"{path}: 'baseline' must be a string, got {result['baseline']!r}")
+        raise InputError(f"{path}: 'baseline' must be a string, got {result['baseline']!r}")
     if not isinstance(result["round"], int) or path.parent.name != f"round_{result['round']:02d}":
-        raise ValueError(f"{path}: 'round' is {result['round']!r}, not the folder's round")
+        raise InputError(f"{path}: 'round' is {result['round']!r}, not the folder's round")
     return result
 
 
 def load_state(path: Path) -> dict:
     state = load_checkpoint(path)
     if not is_state_dict(state):
-        raise ValueError(f"{path}: expected a state dict of tensors")
+        raise InputError(f"{path}: expected a state dict of tensors")
     return state
 
 
@@ -214,8 +215,8 @@ def _load_masks(path: Path, model: nn.Module) -> Masks:
     masks = load_masks(path)
     try:
         check_masks_match(model, masks)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from err
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from err
     return masks
 
 
@@ -286,7 +287,7 @@ def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
                     after_backward=enforcer.after_backward, after_optimizer_step=after_step,
                     metadata=task.metadata)
     if rewind_epoch is not None and not (out / REWIND_NAME).is_file():
-        raise ValueError(f"{out}: rewind weights of epoch {rewind_epoch} were not captured "
+        raise InputError(f"{out}: rewind weights of epoch {rewind_epoch} were not captured "
                          f"(is rewind_epoch <= epochs = {task.train_config.epochs}?)")
     return float(history["test_accuracy"].iloc[-1])
 
@@ -326,7 +327,7 @@ def _dense_round(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> Non
     if task.dense_train_config is not None:
         task = replace(task, train_config=task.dense_train_config)
     if config.rewind_epoch > task.train_config.epochs:
-        raise ValueError(f"rewind_epoch {config.rewind_epoch} is after the last epoch "
+        raise InputError(f"rewind_epoch {config.rewind_epoch} is after the last epoch "
                          f"({task.train_config.epochs})")
     model = task.build_model(config.seed)
     if task.initial_state is not None:
@@ -444,12 +445,12 @@ def check_settings(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> N
         return
     saved = _read_json(path)
     if not isinstance(saved, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(saved).__name__}")
+        raise InputError(f"{path}: expected a JSON object, got {type(saved).__name__}")
     old, new = _flatten(saved), _flatten(current)
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        raise ValueError(f"{out_dir} was written with different pruning settings ({details}); "
+        raise InputError(f"{out_dir} was written with different pruning settings ({details}); "
                          f"use a new output folder or the same settings")
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from sparsespikformer.model.training.checkpoint import is_state_dict, load_checkpoint
 from sparsespikformer.simulator.atomic import atomic_path
+from sparsespikformer.simulator.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +71,11 @@ def check_masks_match(model: nn.Module, masks: Masks) -> None:
     missing = sorted(set(params) - set(masks))
     extra = sorted(set(masks) - set(params))
     if missing or extra:
-        raise ValueError(f"mask does not match the model: missing {missing[:3]}, "
+        raise CheckpointError(f"mask does not match the model: missing {missing[:3]}, "
                          f"unknown {extra[:3]}")
     for name, p in params.items():
         if tuple(masks[name].shape) != tuple(p.shape):
-            raise ValueError(f"mask '{name}' has shape {tuple(masks[name].shape)}, "
+            raise CheckpointError(f"mask '{name}' has shape {tuple(masks[name].shape)}, "
                              f"the weight {tuple(p.shape)}")
 
 
@@ -138,7 +139,7 @@ def _keep_count(surviving: int, rate: float) -> int:
 
 def _check_rate(rate: float) -> None:
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"pruning rate must be in [0, 1), got {rate}")
+        raise CheckpointError(f"pruning rate must be in [0, 1), got {rate}")
 
 
 def _keep_largest(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -156,7 +157,7 @@ def _prune_by_scores(scores: dict[str, torch.Tensor], masks: Masks, rate: float,
     """Remove a fraction `rate` of the surviving weights with the lowest scores."""
     _check_rate(rate)
     if scope not in PRUNING_SCOPES:
-        raise ValueError(f"pruning scope must be one of {PRUNING_SCOPES}, got '{scope}'")
+        raise CheckpointError(f"pruning scope must be one of {PRUNING_SCOPES}, got '{scope}'")
     # pruned weights score -inf so they are never chosen again
     masked = {name: torch.where(masks[name], scores[name].float(),
                                 torch.tensor(float("-inf")))
@@ -202,5 +203,5 @@ def load_masks(path: str | Path) -> Masks:
         raise FileNotFoundError(f"mask file not found: {path}")
     loaded = load_checkpoint(path)  # any unreadable file: a ValueError naming it
     if not is_state_dict(loaded):
-        raise ValueError(f"{path}: not a mask file (expected a dict of tensors)")
+        raise CheckpointError(f"{path}: not a mask file (expected a dict of tensors)")
     return {name: m.to(torch.bool) for name, m in loaded.items()}

@@ -41,7 +41,6 @@ from sparsespikformer.model.tracing.tensor_stats import (
     magnitudes,
 )
 
-
 F64_NP = np.float64
 
 

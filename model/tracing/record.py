@@ -17,12 +17,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
-
-from sparsespikformer.model.pruning.masks import model_weight_sparsity
 from sparsespikformer.model.nn.token_selector import token_selectors_of
+from sparsespikformer.model.pruning.masks import model_weight_sparsity
 from sparsespikformer.model.tracing.counts import LayerCounts
 from sparsespikformer.model.tracing.recorder import LayerRecord, TraceRecorder, _block_of
+from sparsespikformer.simulator.errors import InputError
+from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,14 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
     None: every batch); the manifest records how many samples they cover.
     """
     if inputs.shape[0] < 1:
-        raise ValueError("record_trace: no input samples")
+        raise InputError("record_trace: no input samples")
     if batch_size < 1:
-        raise ValueError(f"record_trace: batch_size must be >= 1, got {batch_size}")
+        raise InputError(f"record_trace: batch_size must be >= 1, got {batch_size}")
     if real_stats_samples is not None and real_stats_samples < 1:
-        raise ValueError("record_trace: real_stats_samples must be >= 1 or None, "
+        raise InputError("record_trace: real_stats_samples must be >= 1 or None, "
                          f"got {real_stats_samples}")
     if labels is not None and labels.shape[0] != inputs.shape[0]:
-        raise ValueError(f"record_trace: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
+        raise InputError(f"record_trace: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
     config = model.config
     was_training = model.training
     model.eval()

@@ -25,15 +25,6 @@ from torch import nn
 
 from sparsespikformer.model.nn.attention import SpikeMatmul
 from sparsespikformer.model.nn.lif import LIF
-from sparsespikformer.model.tracing.tensor_stats import (
-    INDICATOR,
-    StatsCache,
-    TensorStats,
-    nonzero_count,
-    signed_total,
-    spike_stats,
-    summarize_real,
-)
 from sparsespikformer.model.nn.token_selector import TokenSelector
 from sparsespikformer.model.tracing.counts import (
     ConvGeometry,
@@ -52,6 +43,16 @@ from sparsespikformer.model.tracing.counts import (
     sum_f64,
     token_events_counts,
 )
+from sparsespikformer.model.tracing.tensor_stats import (
+    INDICATOR,
+    StatsCache,
+    TensorStats,
+    nonzero_count,
+    signed_total,
+    spike_stats,
+    summarize_real,
+)
+from sparsespikformer.simulator.errors import InputError
 
 _BLOCK = re.compile(r"(?:^|\.)(?:block|token_selectors)\.(\d+)(?:\.|$)")
 # Products whose output is the other product's input.
@@ -236,7 +237,7 @@ class TraceRecorder:
 
     def _on_conv(self, name: str, module: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) -> None:
         if module.groups != 1:
-            raise ValueError(f"trace: {name}: grouped convolutions are not supported")
+            raise InputError(f"trace: {name}: grouped convolutions are not supported")
         record = self._record(name, "conv", self.timesteps)
         frames = x.reshape(self.timesteps, -1, *x.shape[1:])  # (T, B, C, H, W)
         c_in, height, width = x.shape[1:]

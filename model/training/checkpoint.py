@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from sparsespikformer.simulator.atomic import atomic_write_with
+from sparsespikformer.simulator.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "sparsespikformer-train"
 CHECKPOINT_VERSION = 1
@@ -40,7 +41,7 @@ def load_checkpoint(path: str | Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's own message suggests weights_only=False, which would run pickled code: no.
-        raise ValueError(f"{path}: not a readable checkpoint (torch.load with "
+        raise CheckpointError(f"{path}: not a readable checkpoint (torch.load with "
                          f"weights_only=True refused it: not a PyTorch file, or it pickles "
                          f"arbitrary objects)") from err
     except OSError:
@@ -48,9 +49,9 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as err:
         # Arbitrary bytes make torch's unpickler raise almost anything (KeyError for a text
         # file, IndexError, struct.error, ...): every one of them means "unreadable".
-        raise ValueError(f"{path}: not a readable checkpoint ({_first_line(err)})") from err
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(err)})") from err
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a dict, got {type(state).__name__}")
+        raise CheckpointError(f"{path}: expected a dict, got {type(state).__name__}")
     return state
 
 
@@ -69,7 +70,7 @@ def require_keys(state: dict, keys, path: str | Path) -> None:
     """Raise a ValueError naming `path` and every key of `keys` that `state` lacks."""
     missing = [key for key in keys if key not in state]
     if missing:
-        raise ValueError(f"{path}: missing key(s) {', '.join(map(repr, missing))}")
+        raise CheckpointError(f"{path}: missing key(s) {', '.join(map(repr, missing))}")
 
 
 # Every key a training checkpoint holds, and the type its value must have.
@@ -80,18 +81,18 @@ _TRAINING_KEYS = {"model": dict, "optimizer": dict, "step": int, "epoch": int,
 def check_training_checkpoint(state: dict, path: str | Path) -> dict:
     """`state` if it is a complete training checkpoint of this version, else a ValueError."""
     if not is_training_checkpoint(state):
-        raise ValueError(f"{path}: not a training checkpoint (format is "
+        raise CheckpointError(f"{path}: not a training checkpoint (format is "
                          f"{state.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
     _check_version(state, path)
     require_keys(state, _TRAINING_KEYS, path)
     for key, kind in _TRAINING_KEYS.items():
         if not isinstance(state[key], kind) or isinstance(state[key], bool):
-            raise ValueError(f"{path}: '{key}' is a {type(state[key]).__name__}, expected "
+            raise CheckpointError(f"{path}: '{key}' is a {type(state[key]).__name__}, expected "
                              f"{kind.__name__}")
     if not is_state_dict(state["model"]):
-        raise ValueError(f"{path}: 'model' is not a state dict of tensors")
+        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
     if not all(isinstance(row, dict) for row in state["history"]):
-        raise ValueError(f"{path}: 'history' is not a list of dicts")
+        raise CheckpointError(f"{path}: 'history' is not a list of dicts")
     return state
 
 
@@ -107,7 +108,7 @@ def is_training_checkpoint(state: dict) -> bool:
 def _check_version(state: dict, path: str | Path) -> None:
     version = state.get("version")
     if version != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {version!r}, this build reads "
+        raise CheckpointError(f"{path}: checkpoint version {version!r}, this build reads "
                          f"{CHECKPOINT_VERSION}")
 
 
@@ -117,11 +118,11 @@ def model_state_from(state: dict, path: str | Path) -> dict:
         _check_version(state, path)
         require_keys(state, ["model"], path)
         if not is_state_dict(state["model"]):
-            raise ValueError(f"{path}: 'model' is not a state dict of tensors")
+            raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
         return state["model"]
     if is_state_dict(state):
         return state
-    raise ValueError(f"{path}: neither a training checkpoint nor a state dict")
+    raise CheckpointError(f"{path}: neither a training checkpoint nor a state dict")
 
 
 def apply_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
@@ -130,7 +131,7 @@ def apply_model_weights(model: nn.Module, state: dict, path: str | Path) -> None
         model.load_state_dict(model_state_from(state, path), strict=True)
     except RuntimeError as err:
         summary = " ".join(str(err).split())[:300]
-        raise ValueError(f"{path}: weights do not fit the model ({summary})") from err
+        raise CheckpointError(f"{path}: weights do not fit the model ({summary})") from err
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> dict:

@@ -37,13 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from sparsespikformer.model.data import Dataset
 from sparsespikformer.model.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     load_training_checkpoint,
     save_checkpoint,
 )
-from sparsespikformer.model.data import Dataset
 from sparsespikformer.model.training.schedule import WarmupCosineSchedule
 from sparsespikformer.model.training.seeding import (
     deterministic_algorithms,
@@ -52,6 +52,8 @@ from sparsespikformer.model.training.seeding import (
     torch_threads,
 )
 from sparsespikformer.simulator.atomic import atomic_write_text
+from sparsespikformer.simulator.checks import SEED_LIMIT
+from sparsespikformer.simulator.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +74,6 @@ _FLOAT_FIELDS = ("lr", "weight_decay", "warmup_epochs", "min_lr", "label_smoothi
                  "mixup_alpha")
 # numpy seeds are 32-bit unsigned (and seed * stride + epoch must fit torch's int64 seeds);
 # analysis/arg_types.py checks --seed against the same limit.
-SEED_LIMIT = 2**32
 
 
 @dataclass(frozen=True)
@@ -96,24 +97,24 @@ class TrainConfig:
         # NaN passes no range test below (every comparison is False) and inf trains to NaN.
         for name in _FLOAT_FIELDS:
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)}")
+                raise InputError(f"{name} must be a finite number, got {getattr(self, name)}")
         if not 0 <= self.seed < SEED_LIMIT:
-            raise ValueError(f"seed must be in 0..{SEED_LIMIT - 1}, got {self.seed}")
+            raise InputError(f"seed must be in 0..{SEED_LIMIT - 1}, got {self.seed}")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
                     "eval_batch_size": self.eval_batch_size}
         for name, value in positive.items():
             if value <= 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+                raise InputError(f"{name} must be positive, got {value}")
         if not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be in 0..epochs, got {self.warmup_epochs}")
+            raise InputError(f"warmup_epochs must be in 0..epochs, got {self.warmup_epochs}")
         if not 0 <= self.min_lr <= self.lr:
-            raise ValueError(f"min_lr must be in 0..lr, got {self.min_lr}")
+            raise InputError(f"min_lr must be in 0..lr, got {self.min_lr}")
         if self.weight_decay < 0 or self.mixup_alpha < 0 or self.num_workers < 0:
-            raise ValueError("weight_decay, mixup_alpha and num_workers must be >= 0")
+            raise InputError("weight_decay, mixup_alpha and num_workers must be >= 0")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise InputError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.num_threads is not None and self.num_threads <= 0:
-            raise ValueError(f"num_threads must be positive, got {self.num_threads}")
+            raise InputError(f"num_threads must be positive, got {self.num_threads}")
 
     def mixup_active(self, epoch: int) -> bool:
         return self.mixup_alpha > 0 and (self.mixup_off_epoch is None
@@ -168,7 +169,7 @@ def steps_per_epoch(num_samples: int, batch_size: int) -> int:
     a different shuffle each epoch still visits every sample)."""
     steps = num_samples // batch_size
     if steps == 0:
-        raise ValueError(f"batch_size {batch_size} is larger than the training set "
+        raise InputError(f"batch_size {batch_size} is larger than the training set "
                          f"({num_samples} samples)")
     return steps
 
@@ -197,7 +198,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> dict[
     """Top-1 accuracy (0..1) and mean cross-entropy loss (no smoothing) on `dataset`."""
     num_samples = len(dataset)
     if num_samples == 0:
-        raise ValueError(f"{dataset.info.source}: the {dataset.info.split} split is empty")
+        raise InputError(f"{dataset.info.source}: the {dataset.info.split} split is empty")
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -240,7 +241,7 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
                      and saved.get(k) != current[k])
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"{path} was written with different training settings ({details}); "
+        raise InputError(f"{path} was written with different training settings ({details}); "
                          f"use a new output folder or the same settings")
     if saved.get("epochs") != config.epochs:
         logger.warning("%s: resuming with epochs=%d instead of %s; the cosine schedule "
@@ -252,7 +253,7 @@ def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     state = load_training_checkpoint(path)
     _check_resumable(state["config"], config, path)
     if state["epoch"] > config.epochs:
-        raise ValueError(f"{path} has {state['epoch']} epochs done, more than epochs="
+        raise InputError(f"{path} has {state['epoch']} epochs done, more than epochs="
                          f"{config.epochs}; use a new output folder or epochs >= "
                          f"{state['epoch']}")
     try:
@@ -261,7 +262,7 @@ def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
         torch.set_rng_state(state["torch_rng"])
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         summary = " ".join(str(err).split())[:300]
-        raise ValueError(f"{path}: checkpoint does not fit this model ({summary})") from err
+        raise InputError(f"{path}: checkpoint does not fit this model ({summary})") from err
     logger.info("resuming from %s after epoch %d", path, state["epoch"])
     return _RunState(epoch=state["epoch"], history=list(state["history"]))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sparsespikformer.model.data.base import DatasetInfo
 from sparsespikformer.model.training.loop import TrainConfig
+from sparsespikformer.simulator.errors import InputError
 
 DIGITS_PRESET = "spikformer_4_64_digits"
 
@@ -45,7 +46,7 @@ def model_overrides_for(preset_config, info: DatasetInfo) -> dict[str, int]:
         timesteps = preset_config.timesteps
         channels, height, width = info.input_shape
     if height != width:
-        raise ValueError(f"{info.source}: inputs are {height}x{width}; the model needs square "
+        raise InputError(f"{info.source}: inputs are {height}x{width}; the model needs square "
                          f"inputs (pass an image size to resize them)")
     wanted = {"num_classes": info.num_classes, "in_channels": channels, "img_size": height,
               "timesteps": timesteps}

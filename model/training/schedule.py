@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from sparsespikformer.simulator.errors import InputError
+
 
 @dataclass(frozen=True)
 class WarmupCosineSchedule:
@@ -19,12 +21,12 @@ class WarmupCosineSchedule:
 
     def __post_init__(self) -> None:
         if self.total_steps <= 0:
-            raise ValueError(f"total_steps must be positive, got {self.total_steps}")
+            raise InputError(f"total_steps must be positive, got {self.total_steps}")
         if not 0 <= self.warmup_steps <= self.total_steps:
-            raise ValueError(f"warmup_steps must be in 0..{self.total_steps}, "
+            raise InputError(f"warmup_steps must be in 0..{self.total_steps}, "
                              f"got {self.warmup_steps}")
         if self.min_lr < 0 or self.base_lr < self.min_lr:
-            raise ValueError(f"need 0 <= min_lr <= base_lr, got {self.min_lr}, {self.base_lr}")
+            raise InputError(f"need 0 <= min_lr <= base_lr, got {self.min_lr}, {self.base_lr}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate for optimizer step `step` (0-based)."""

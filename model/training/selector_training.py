@@ -41,6 +41,7 @@ from sparsespikformer.model.training.loop import (
     soft_cross_entropy,
     train,
 )
+from sparsespikformer.simulator.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class SelectorLossConfig:
 
     def __post_init__(self) -> None:
         if self.ratio_weight < 0 or self.distill_weight < 0:
-            raise ValueError(f"loss weights must be >= 0, got ratio {self.ratio_weight}, "
+            raise InputError(f"loss weights must be >= 0, got ratio {self.ratio_weight}, "
                              f"distill {self.distill_weight}")
 
 
@@ -110,10 +111,10 @@ def init_student_from_teacher(student: nn.Module, teacher_state: dict) -> None:
         result = student.load_state_dict(teacher_state, strict=False)
     except RuntimeError as err:   # shapes differ
         summary = " ".join(str(err).split())[:300]
-        raise ValueError(f"teacher weights do not fit the student ({summary})") from err
+        raise InputError(f"teacher weights do not fit the student ({summary})") from err
     not_selector = [k for k in result.missing_keys if not k.startswith(SELECTOR_PREFIX)]
     if not_selector or result.unexpected_keys:
-        raise ValueError(f"teacher weights do not fit the student: missing {not_selector[:3]}, "
+        raise InputError(f"teacher weights do not fit the student: missing {not_selector[:3]}, "
                          f"unexpected {list(result.unexpected_keys)[:3]}")
 
 
@@ -134,8 +135,8 @@ def train_selector(student: nn.Module, teacher: nn.Module, train_set: Dataset,
 
 def load_teacher_for(student: nn.Module, path: str | Path) -> nn.Module:
     """The dense teacher of `student` (same model without selectors), weights from `path`."""
-    from sparsespikformer.model.training.checkpoint import load_model_weights
     from sparsespikformer.model.sparse_presets import dense_counterpart
+    from sparsespikformer.model.training.checkpoint import load_model_weights
 
     teacher = dense_counterpart(student)
     load_model_weights(teacher, path)
@@ -155,6 +156,6 @@ def selector_overrides(preset: str, keep_ratio: float | None, scorer: str | None
     overrides = {name: value for name, value in (("keep_ratio", keep_ratio), ("scorer", scorer))
                  if value is not None}
     if overrides and not preset.startswith(SPARSE_PREFIX):
-        raise ValueError(f"--keep-ratio and --scorer need a {SPARSE_PREFIX}* preset, "
+        raise InputError(f"--keep-ratio and --scorer need a {SPARSE_PREFIX}* preset, "
                          f"got {preset}")
     return overrides

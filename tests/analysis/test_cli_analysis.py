@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sweep_fakes import tiny_layer_shapes, write_spec
+from test_plot_data import energy_rows, rounds_table
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.analysis.reporting.result_files import write_kept_tokens
-from sparsespikformer.simulator.trace import synthetic_trace
-from sweep_fakes import tiny_layer_shapes, write_spec
-from test_plot_data import energy_rows, rounds_table
+from sparsespikformer.simulator.synthetic import synthetic_trace
 
 
 @pytest.fixture()

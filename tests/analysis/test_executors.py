@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
+from sweep_fakes import FAKE, evaluate_chunk, tiny_layer_shapes, write_spec
 
-from sparsespikformer.analysis.sweeps.executors import (InlineExecutor, LocalExecutor,
-                                                 make_executor)
+from sparsespikformer.analysis.sweeps.executors import InlineExecutor, LocalExecutor, make_executor
 from sparsespikformer.analysis.sweeps.run import make_chunks, plan_sweep, run_sweep
 from sparsespikformer.analysis.sweeps.spec import load_sweep_spec
-from sweep_fakes import FAKE, evaluate_chunk, tiny_layer_shapes, write_spec
 
 
 def by_index(results):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sweep_fakes import tiny_layer_shapes
 
 from sparsespikformer.analysis.reporting import plot_data
-from sparsespikformer.analysis.reporting.result_files import (read_kept_tokens, read_rounds,
-                                                    write_kept_tokens)
-from sparsespikformer.simulator.trace import EVENTS_ARRAY, Trace, synthetic_trace
-from sweep_fakes import tiny_layer_shapes
+from sparsespikformer.analysis.reporting.result_files import (
+    read_kept_tokens,
+    read_rounds,
+    write_kept_tokens,
+)
+from sparsespikformer.simulator.synthetic import synthetic_trace
+from sparsespikformer.simulator.trace import EVENTS_ARRAY, Trace
 
 
 def energy_rows():

@@ -8,11 +8,11 @@ import zlib
 import numpy as np
 import pandas as pd
 import pytest
-
-from sparsespikformer.analysis.reporting import plot_data, plots
-from sparsespikformer.simulator.trace import synthetic_trace
 from sweep_fakes import tiny_layer_shapes
 from test_plot_data import energy_rows, rounds_table
+
+from sparsespikformer.analysis.reporting import plot_data, plots
+from sparsespikformer.simulator.synthetic import synthetic_trace
 
 
 def png_size(data: bytes) -> tuple[int, int]:

@@ -9,13 +9,13 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from sweep_fakes import FAKE, tiny_layer_shapes, write_spec
+from test_plot_data import energy_rows, rounds_table
 
 from sparsespikformer.analysis.reporting.report import build_report, scan_run_dir
 from sparsespikformer.analysis.reporting.result_files import write_kept_tokens
 from sparsespikformer.analysis.sweeps.run import run_sweep
-from sparsespikformer.simulator.trace import synthetic_trace
-from sweep_fakes import FAKE, tiny_layer_shapes, write_spec
-from test_plot_data import energy_rows, rounds_table
+from sparsespikformer.simulator.synthetic import synthetic_trace
 
 
 @pytest.fixture(scope="module")

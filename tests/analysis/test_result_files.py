@@ -8,14 +8,17 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from damaged_files import flip_compressed_bytes
+from test_plot_data import energy_rows
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.analysis.reporting.report import build_report
-from sparsespikformer.analysis.reporting.result_files import read_kept_tokens, read_table, \
-    write_kept_tokens
+from sparsespikformer.analysis.reporting.result_files import (
+    read_kept_tokens,
+    read_table,
+    write_kept_tokens,
+)
 from sparsespikformer.analysis.sweeps.store import read_results
-from damaged_files import flip_compressed_bytes
-from test_plot_data import energy_rows
 
 
 def bad_energy_table(path):

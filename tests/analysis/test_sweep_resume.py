@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 import sweep_fakes
+from sweep_fakes import FAKE, INTERRUPTING, write_spec
+
 from sparsespikformer.analysis.sweeps.run import run_sweep
 from sparsespikformer.analysis.sweeps.spec import load_sweep_spec
 from sparsespikformer.analysis.sweeps.store import RESULTS_CSV, RESULTS_JSONL
-from sweep_fakes import FAKE, INTERRUPTING, write_spec
 
 HERE = Path(__file__).resolve().parent
 BIG_AXES = {"pe_array.rows": [8, 16, 32], "clock_mhz": [100, 200, 300, 400]}  # 48 points

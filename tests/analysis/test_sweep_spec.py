@@ -10,16 +10,20 @@ import re
 import numpy as np
 import pytest
 import yaml
+from sweep_fakes import FAKE_BASES, base_value, tiny_layer_shapes, write_spec
 
 from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
 from sparsespikformer.analysis.sweeps.constraints import parse_constraint
-from sparsespikformer.analysis.sweeps.spec import (count_points, expand_points,
-                                                  hardware_combinations, load_sweep_spec,
-                                                  point_key)
-from sparsespikformer.analysis.sweeps.traces import (build_trace, trace_content_hash,
-                                                        trace_metadata)
-from sparsespikformer.simulator.trace import Trace, synthetic_trace
-from sweep_fakes import FAKE_BASES, base_value, tiny_layer_shapes, write_spec
+from sparsespikformer.analysis.sweeps.spec import (
+    count_points,
+    expand_points,
+    hardware_combinations,
+    load_sweep_spec,
+    point_key,
+)
+from sparsespikformer.analysis.sweeps.traces import build_trace, trace_content_hash, trace_metadata
+from sparsespikformer.simulator.synthetic import synthetic_trace
+from sparsespikformer.simulator.trace import Trace
 
 
 def axis_values(tmp_path, spec_value):

@@ -8,8 +8,12 @@ import math
 import pandas as pd
 import pytest
 
-from sparsespikformer.analysis.sweeps.store import (RESULTS_CSV, RESULTS_JSONL, SweepStore,
-                                                   read_results)
+from sparsespikformer.analysis.sweeps.store import (
+    RESULTS_CSV,
+    RESULTS_JSONL,
+    SweepStore,
+    read_results,
+)
 
 
 def rows(*keys, energy=1.5):

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from sparsespikformer.model.data import load_dataset, parse_data_spec
 from sparsespikformer.model.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from sparsespikformer.model.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
-from sparsespikformer.model.data import load_dataset, parse_data_spec
 
 # ---------------------------------------------------------------- digits
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 from pruning_fixtures import TINY_PRUNABLE, tiny_dataset, tiny_model, tiny_train_config
 
-from sparsespikformer.model.training.checkpoint import load_checkpoint
 from sparsespikformer.model.pruning.lottery import (
     LotteryConfig,
     LotteryTask,
@@ -18,6 +17,7 @@ from sparsespikformer.model.pruning.lottery import (
     run_lottery,
 )
 from sparsespikformer.model.pruning.masks import load_masks, prunable_parameters
+from sparsespikformer.model.training.checkpoint import load_checkpoint
 from sparsespikformer.model.training.loop import default_loss, train
 
 

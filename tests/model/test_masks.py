@@ -7,7 +7,6 @@ import torch
 from pruning_fixtures import TINY_PRUNABLE, tiny_dataset, tiny_model, tiny_train_config
 from torch import nn
 
-from sparsespikformer.model.training.checkpoint import load_checkpoint
 from sparsespikformer.model.pruning.masks import (
     MaskEnforcer,
     apply_masks_to_optimizer_state,
@@ -22,6 +21,7 @@ from sparsespikformer.model.pruning.masks import (
     save_masks,
     weight_sparsity,
 )
+from sparsespikformer.model.training.checkpoint import load_checkpoint
 from sparsespikformer.model.training.loop import build_optimizer, train
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sparsespikformer.model import create_model, get_preset_config, gflops, list_models
-from sparsespikformer.model.sparse_presets import SPARSE_PRESETS, SparseSpikformerConfig
 from sparsespikformer.model.nn.token_selector import token_selectors_of
+from sparsespikformer.model.sparse_presets import SPARSE_PRESETS, SparseSpikformerConfig
 
 
 def _params(model) -> int:

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from sparsespikformer.model import create_model
 from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
+from sparsespikformer.model.nn.token_selector import token_selectors_of
 from sparsespikformer.model.sparse_presets import dense_counterpart
+from sparsespikformer.model.training.loop import TrainConfig, soft_targets
 from sparsespikformer.model.training.selector_training import (
     SelectorLoss,
     SelectorLossConfig,
@@ -19,8 +21,6 @@ from sparsespikformer.model.training.selector_training import (
     keep_ratio_loss,
     train_selector,
 )
-from sparsespikformer.model.nn.token_selector import token_selectors_of
-from sparsespikformer.model.training.loop import TrainConfig, soft_targets
 
 TINY = dict(img_size=8, embed_dim=16, num_heads=2, depth=3, timesteps=2)   # 16 tokens
 

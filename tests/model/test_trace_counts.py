@@ -94,13 +94,13 @@ def test_attention_counts_match_explicit_matmuls():
 def test_batches_of_different_value_kinds_concatenate_exactly():
     """A layer whose input is 0/1 in one batch (no separate non-zero sums kept) and small
     integers in the next: the joined counts equal those of the whole input."""
-    from sparsespikformer.model.tracing.tensor_stats import classify
     from sparsespikformer.model.tracing.counts import (
         LayerCounts,
         linear_counts_from,
         nonzero_fanout,
         reduce_tokens,
     )
+    from sparsespikformer.model.tracing.tensor_stats import classify
 
     binary, integer = spikes(2, 3, 6, 8, seed=4), small_integers(2, 3, 6, 8, seed=5)
     weight = pruned(torch.randn(5, 8))
@@ -124,12 +124,12 @@ def test_batches_of_different_value_kinds_concatenate_exactly():
     lambda g: (torch.rand(2, 3, 2, 5, 4, generator=g), torch.rand(2, 3, 2, 4, 6, generator=g)),
 ])
 def test_product_output_from_operands_equals_reading_the_product(make_operands):
-    from sparsespikformer.model.tracing.tensor_stats import classify
     from sparsespikformer.model.tracing.counts import (
         reduce_matmul,
         reduce_product_input,
         reduce_product_output,
     )
+    from sparsespikformer.model.tracing.tensor_stats import classify
 
     a, b = (t.float() for t in make_operands(torch.Generator().manual_seed(9)))
     product = a @ b

@@ -1,12 +1,11 @@
 """A recorded digits trace through every bundled accelerator config (model -> trace -> sim)."""
 
 import pytest
+from active_model import add_selectors, images, prune_randomly, small_model
 
 from sparsespikformer.hwconfigs import list_hwconfigs
 from sparsespikformer.model.tracing.record import record_trace
 from sparsespikformer.simulator import load_hwconfig, simulate
-
-from active_model import add_selectors, images, prune_randomly, small_model
 
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # REFERENCE.md: Horowitz 45 nm fp32 constants of the papers
 

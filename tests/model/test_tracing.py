@@ -10,15 +10,6 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from sparsespikformer.model import gflops
-from sparsespikformer.model.nn.attention import SpikeMatmul
-from sparsespikformer.model.nn.lif import LIF
-from sparsespikformer.model.tracing.recorder import recorded_modules
-from sparsespikformer.model.tracing.record import layer_shapes, record_trace
-from sparsespikformer.simulator.trace import Trace, synthetic_trace
-
 from active_model import (
     TIMESTEPS,
     add_selectors,
@@ -27,6 +18,16 @@ from active_model import (
     small_form_model,
     small_model,
 )
+from torch import nn
+
+from sparsespikformer.model import gflops
+from sparsespikformer.model.nn.attention import SpikeMatmul
+from sparsespikformer.model.nn.lif import LIF
+from sparsespikformer.model.tracing.record import layer_shapes, record_trace
+from sparsespikformer.model.tracing.recorder import recorded_modules
+from sparsespikformer.simulator.synthetic import synthetic_trace
+from sparsespikformer.simulator.trace import Trace
+
 
 def brute_force_counts(model, inputs):
     """{layer: (dense_macs, sops, effective_ops, nonzero_pairs)} per sample, by masked re-runs."""

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsespikformer.model.data import load_dataset
+from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
 from sparsespikformer.model.training.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
@@ -18,9 +20,6 @@ from sparsespikformer.model.training.checkpoint import (
     load_training_checkpoint,
     save_checkpoint,
 )
-from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
-from sparsespikformer.model.data import load_dataset
-from sparsespikformer.model.training.schedule import WarmupCosineSchedule
 from sparsespikformer.model.training.loop import (
     TrainConfig,
     build_optimizer,
@@ -30,6 +29,7 @@ from sparsespikformer.model.training.loop import (
     soft_targets,
     train,
 )
+from sparsespikformer.model.training.schedule import WarmupCosineSchedule
 
 # ---------------------------------------------------------------- helpers
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from spikformer_shapes import spikformer_shapes
 
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, synthetic_trace
 from sparsespikformer.simulator.layer_table import build_layer_table, group_max_ratio
@@ -22,8 +23,6 @@ from sparsespikformer.simulator.memory import (
 from sparsespikformer.simulator.neuron_unit import neuron_work
 from sparsespikformer.simulator.pe_array import pe_work
 from sparsespikformer.simulator.selector_unit import selector_work
-
-from spikformer_shapes import spikformer_shapes
 
 
 def brute_force_rle_entries(weights_row_major: np.ndarray, run_bits: int) -> int:

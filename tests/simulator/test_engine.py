@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from spikformer_shapes import spikformer_shapes
 
 from sparsespikformer.hwconfigs import list_hwconfigs
 from sparsespikformer.simulator import (
@@ -18,8 +19,6 @@ from sparsespikformer.simulator import (
 )
 from sparsespikformer.simulator.engine import TOTAL_KEYS
 from sparsespikformer.simulator.result import LAYER_COLUMNS
-
-from spikformer_shapes import spikformer_shapes
 
 
 @pytest.fixture(scope="module")

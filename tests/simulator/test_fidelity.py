@@ -4,11 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from spikformer_shapes import spikformer_shapes
 
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.scalesim_config import SCALESIM_CONFIG, SCALESIM_DATAFLOWS
-
-from spikformer_shapes import spikformer_shapes
 
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # Horowitz 45 nm fp32, the papers' constants
 

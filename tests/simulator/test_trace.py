@@ -6,17 +6,10 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-
-from sparsespikformer.simulator.trace import (
-    LAYER_COLUMNS,
-    SCHEMA_VERSION,
-    Trace,
-    TraceError,
-    gemm_trace,
-    synthetic_trace,
-)
-
 from damaged_files import flip_compressed_bytes
+
+from sparsespikformer.simulator.synthetic import gemm_trace, synthetic_trace
+from sparsespikformer.simulator.trace import LAYER_COLUMNS, SCHEMA_VERSION, Trace, TraceError
 
 # A two-block toy network: conv (real input), a linear in each block, attention in block 1.
 SHAPES = [
@@ -266,7 +259,7 @@ def test_save_refuses_to_replace_a_file(tmp_path):
 @pytest.mark.parametrize("failing_call", [1, 2])
 def test_failed_replace_keeps_the_old_trace_and_leaves_no_temporaries(tmp_path, monkeypatch,
                                                                       failing_call):
-    import sparsespikformer.simulator.trace as trace_module
+    import sparsespikformer.simulator.atomic as trace_module
 
     target = tmp_path / "t"
     toy_trace(firing_rate=0.1).save(target)

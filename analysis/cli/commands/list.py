@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.simulator.errors import InputError
+
 HELP = "list model presets, bundled hardware configs and sweep specs"
 
 
@@ -28,7 +30,7 @@ def _hwconfigs() -> list[str]:
     for name in list_hwconfigs():
         try:
             description = load_hwconfig(hwconfig_path(name)).description
-        except ValueError as err:
+        except InputError as err:
             description = f"(invalid: {err})"
         lines.append(f"{name:<22} {description}")
     return lines
@@ -47,7 +49,7 @@ def _sweeps() -> list[str]:
             points = count_points(
                 spec, lambda b, k, bases=bases: sweep_eval.base_value(bases[b], k))
             lines.append(f"{name:<22} {spec.mode}, {points} points: {spec.description}")
-        except (ValueError, OSError) as err:
+        except (InputError, OSError) as err:
             lines.append(f"{name:<22} (invalid: {err})")
     return lines
 

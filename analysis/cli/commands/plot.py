@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.simulator.errors import InputError
+
 HELP = "draw one figure (PNG + PDF) from result files: energy, Pareto, LTH, tokens, ..."
 
 KINDS = ("energy-breakdown", "pareto", "lth", "keep-ratio", "firing-rate", "kept-tokens")
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _single(args: argparse.Namespace) -> str:
     if len(args.input) != 1:
-        raise ValueError(f"--input: {args.kind} takes one input, got {len(args.input)}")
+        raise InputError(f"--input: {args.kind} takes one input, got {len(args.input)}")
     return args.input[0]
 
 

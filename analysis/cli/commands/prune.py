@@ -21,6 +21,7 @@ from sparsespikformer.analysis.cli.arg_types import (
     positive_int,
     rng_seed,
 )
+from sparsespikformer.simulator.errors import InputError
 
 HELP = "lottery-ticket pruning: iterative magnitude pruning with rewinding, or a baseline"
 
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.nn.token_selector import token_selectors_of
     from sparsespikformer.model.pruning.lottery import (
         LotteryConfig,
         LotteryTask,
@@ -91,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
         selector_overrides,
         student_state_from_teacher,
     )
-    from sparsespikformer.model.nn.token_selector import token_selectors_of
 
     changes = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()
                if getattr(args, flag) is not None}
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     probe = build_model(lottery.seed)
     has_selectors = bool(token_selectors_of(probe))
     if args.teacher is not None and not has_selectors:
-        raise ValueError(f"--teacher needs a sparsespikformer_* preset, got {args.preset}")
+        raise InputError(f"--teacher needs a sparsespikformer_* preset, got {args.preset}")
     teacher = load_teacher_for(probe, args.teacher) if args.teacher else None
     task = LotteryTask(
         build_model=build_model, train_set=train_set, test_set=test_set,

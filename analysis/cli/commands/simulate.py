@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     detail.add_argument("--breakdown", action="store_true",
                         help="one row per layer x component x action")
     parser.add_argument("--output", "-o", metavar="FILE",
-                        help="write to FILE (atomically) instead of standard output")
+                        help="write to FILE (atomically) instead of standard output "
+                             "('-' means standard output)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     result = simulate(trace, hw)
     table = result.per_layer if args.per_layer else result.layers if args.breakdown else None
     text = render(result, table, args.format)
-    if args.output:
+    if args.output and args.output != "-":
         atomic_write_text(args.output, text)
     else:
         print(text, end="")

@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
+from sparsespikformer.simulator.errors import InputError
 
 HELP = "record a per-layer spike/sparsity trace (real samples, or --synthetic statistics)"
 
@@ -61,10 +62,10 @@ def _synthetic(args: argparse.Namespace):
 
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.tracing.record import layer_shapes
-    from sparsespikformer.simulator.trace import synthetic_trace
+    from sparsespikformer.simulator.synthetic import synthetic_trace
 
     if args.preset is None:
-        raise ValueError("--synthetic needs --preset")
+        raise InputError("--synthetic needs --preset")
     config = get_preset_config(args.preset)
     with torch.device("meta"):
         model = create_model(args.preset)
@@ -100,6 +101,6 @@ def _real_stats_samples(text: str) -> int | None:
     if text == "all":
         return None
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"--real-stats-samples must be a positive integer or 'all', "
+        raise InputError(f"--real-stats-samples must be a positive integer or 'all', "
                          f"got {text!r}")
     return int(text)

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.data import load_dataset
+    from sparsespikformer.model.training.loop import CHECKPOINT_NAME, train
     from sparsespikformer.model.training.recipes import model_overrides_for, recipe_for
     from sparsespikformer.model.training.seeding import seed_everything
     from sparsespikformer.model.training.selector_training import (
@@ -73,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         selector_overrides,
         train_selector,
     )
-    from sparsespikformer.model.training.loop import CHECKPOINT_NAME, train
 
     architecture = {name: getattr(args, name) for name in _ARCHITECTURE_FLAGS
                     if getattr(args, name) is not None}

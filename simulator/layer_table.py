@@ -45,8 +45,8 @@ class LayerTable:
     sops: np.ndarray
     effective_ops: np.ndarray
     nonzero_pairs: np.ndarray
-    in_firing_rate: np.ndarray
-    out_firing_rate: np.ndarray
+    in_nonzero_fraction: np.ndarray
+    out_nonzero_fraction: np.ndarray
     operand_density: np.ndarray
     weight_numel: np.ndarray
     weight_nnz: np.ndarray
@@ -176,8 +176,8 @@ def build_layer_table(trace: Trace) -> LayerTable:
         sops=col("sops"),
         effective_ops=col("effective_ops"),
         nonzero_pairs=col("nonzero_pairs"),
-        in_firing_rate=col("in_firing_rate"),
-        out_firing_rate=col("out_firing_rate"),
+        in_nonzero_fraction=col("in_nonzero_fraction"),
+        out_nonzero_fraction=col("out_nonzero_fraction"),
         operand_density=col("operand_density"),
         weight_numel=col("weight_numel"),
         weight_nnz=col("weight_nnz"),

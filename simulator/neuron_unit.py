@@ -1,7 +1,7 @@
 """LIF neuron units: one membrane update per output neuron per timestep.
 
 Updates = out_numel x timesteps on `lif` rows; each costs `update_pj` and each output spike
-(out_firing_rate of the updates) another `spike_pj`. `count` units do `updates_per_cycle`
+(out_nonzero_fraction of the updates) another `spike_pj`. `count` units do `updates_per_cycle`
 each per cycle. Serial time handling keeps membrane potentials in the membrane buffer
 between timesteps: each neuron's potential is written after every timestep but the last and
 read back before every timestep but the first (it starts from reset), out_numel x (T - 1)
@@ -39,7 +39,7 @@ def neuron_work(table: LayerTable, hw: HwConfig) -> NeuronWork:
     membrane_bits = carried * unit.membrane_bits
     return NeuronWork(
         updates=updates,
-        spikes=updates * table.out_firing_rate,
+        spikes=updates * table.out_nonzero_fraction,
         membrane_read_bits=membrane_bits,
         membrane_write_bits=membrane_bits,
         cycles=np.ceil(updates / (unit.count * unit.updates_per_cycle)),

@@ -61,7 +61,7 @@ def _by_sparsity(inputs_sparse: np.ndarray, weights_sparse: bool, neither: np.nd
 def pe_work(table: LayerTable, hw: HwConfig) -> PeWork:
     policies, pe = hw.policies, hw.pe_array
     dense = np.where(table.is_gemm, table.dense_macs, 0.0)
-    fr, density = table.in_firing_rate, table.operand_density
+    fr, density = table.in_nonzero_fraction, table.operand_density
     sops = np.where(table.is_gemm, table.sops, 0.0)
     effective = np.where(table.is_gemm, table.effective_ops, 0.0)
     pairs = np.where(table.is_gemm, table.nonzero_pairs, 0.0)

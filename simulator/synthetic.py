@@ -44,7 +44,7 @@ def gemm_trace(m: int, n: int, k: int) -> Trace:
         "weight_numel": k * n, "weight_nnz": k * n, "operand_density": 1.0,
         "in_value_kind": "real", "input_is_spike": False,
         "in_value_min": 1.0, "in_value_max": 1.0, "in_value_mean": 1.0,
-        "in_firing_rate": 1.0, "out_firing_rate": 1.0,
+        "in_nonzero_fraction": 1.0, "out_nonzero_fraction": 1.0,
         "dense_macs": macs, "sops": macs, "effective_ops": macs, "nonzero_pairs": macs,
     }
     arrays = {"gemm": {
@@ -174,7 +174,7 @@ def _synthetic_layer(shape: Mapping[str, Any], firing_rate: float, weight_densit
         "timesteps": steps, "weight_nnz": weight_nnz, "operand_density": density,
         "in_value_kind": value_kind, "input_is_spike": value_kind == "spike",
         "in_value_min": 0.0, "in_value_max": 1.0, "in_value_mean": rate,
-        "in_firing_rate": rate, "out_firing_rate": firing_rate,
+        "in_nonzero_fraction": rate, "out_nonzero_fraction": firing_rate,
         "dense_macs": dense_macs, "sops": sops, "effective_ops": sops * density,
         "nonzero_pairs": sops * density,
     })

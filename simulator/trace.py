@@ -25,75 +25,29 @@ import pandas as pd
 
 from sparsespikformer.simulator.atomic import replace_directory
 from sparsespikformer.simulator.errors import TraceError
-
-SCHEMA_VERSION = 1
-
-MANIFEST_FILE = "manifest.json"
-LAYERS_FILE = "layers.csv"
-ARRAYS_FILE = "arrays.npz"
-
-LAYER_KINDS = ("conv", "linear", "attn_qk", "attn_v", "lif", "pool", "selector", "head")
-VALUE_KINDS = ("spike", "integer", "rate", "real")
-SOURCES = ("recorded", "synthetic", "gemm")
-# Layers that hold a static weight tensor (and so `nnz_per_out_channel`).
-WEIGHTED_KINDS = ("conv", "linear", "selector", "head")
-
-# Column name -> dtype, in file order. See docs/trace-format.md for units.
-LAYER_COLUMNS: dict[str, str] = {
-    "layer": "str",
-    "kind": "str",
-    "block": "int",
-    "in_shape": "str",
-    "out_shape": "str",
-    "timesteps": "int",
-    "tokens_in": "int",
-    "tokens_out": "int",
-    "in_numel": "int",
-    "out_numel": "int",
-    "gemm_m": "int",
-    "gemm_n": "int",
-    "gemm_k": "int",
-    "gemm_groups": "int",
-    "weight_numel": "int",
-    "weight_nnz": "int",
-    "operand_density": "float",
-    "in_value_kind": "str",
-    "input_is_spike": "bool",
-    "in_value_min": "float",
-    "in_value_max": "float",
-    "in_value_mean": "float",
-    "in_firing_rate": "float",
-    "out_firing_rate": "float",
-    "dense_macs": "float",
-    "sops": "float",
-    "effective_ops": "float",
-    "nonzero_pairs": "float",
-}
-COUNT_COLUMNS = ("dense_macs", "sops", "effective_ops", "nonzero_pairs")
-
-# Manifest key -> accepted Python types (None allowed where listed).
-MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
-    "schema_version": (int,),
-    "source": (str,),
-    "preset": (str,),
-    "model_config": (dict,),
-    "timesteps": (int,),
-    "input_shape": (list,),
-    "dataset": (str,),
-    "num_samples": (int,),
-    "weight_sparsity": (float, int),
-    "selector_scorer": (str, type(None)),
-    "keep_ratios": (list,),
-    "accuracy": (float, int, type(None)),
-    "seed": (int,),
-    "neurobench": (dict,),
-}
-
-EVENTS_ARRAY = "events_per_step_token"
-SAMPLE_OPS_ARRAY = "sample_effective_ops"
-SAMPLE_EVENTS_ARRAY = "sample_in_events"
-CHANNEL_NNZ_ARRAY = "nnz_per_out_channel"
-
+from sparsespikformer.simulator.trace_schema import (  # noqa: F401  (re-exported: the schema)
+    ARRAYS_FILE,
+    CHANNEL_NNZ_ARRAY,
+    COUNT_COLUMNS,
+    EVENTS_ARRAY,
+    LAYER_COLUMNS,
+    LAYER_KINDS,
+    LAYERS_FILE,
+    MANIFEST_FILE,
+    MANIFEST_TYPES,
+    SAMPLE_EVENTS_ARRAY,
+    SAMPLE_OPS_ARRAY,
+    SCHEMA_VERSION,
+    SOURCES,
+    VALUE_KINDS,
+    WEIGHTED_KINDS,
+    upgrade,
+)
+from sparsespikformer.simulator.trace_validation import (
+    coerce_layers,
+    validate_arrays,
+    validate_manifest,
+)
 
 # What numpy raises on a damaged .npz: a bad zip directory, bad CRC, flipped bytes in a
 # compressed member (zlib), a member cut short, a compression method flipped to an unknown one.
@@ -111,10 +65,12 @@ class Trace:
     origin: str = "<memory>"  # where it was loaded from, for error messages
 
     def __post_init__(self) -> None:
-        _validate_manifest(self.manifest, self.origin)
-        layers = _coerce_layers(self.layers, f"{self.origin}/{LAYERS_FILE}")
+        manifest, layers = upgrade(self.manifest, self.layers)
+        validate_manifest(manifest, self.origin)
+        layers = coerce_layers(layers, f"{self.origin}/{LAYERS_FILE}")
+        object.__setattr__(self, "manifest", dict(manifest))
         object.__setattr__(self, "layers", layers)
-        _validate_arrays(self.arrays, layers, self.manifest, f"{self.origin}/{ARRAYS_FILE}")
+        validate_arrays(self.arrays, layers, manifest, f"{self.origin}/{ARRAYS_FILE}")
 
     @property
     def timesteps(self) -> int:
@@ -156,160 +112,6 @@ class Trace:
         # Arrays are read whole and checked against the table only after the table is checked.
         arrays = _read_arrays(directory / ARRAYS_FILE)
         return cls(manifest=manifest, layers=layers, arrays=arrays, origin=str(directory))
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-def _validate_manifest(manifest: Mapping[str, Any], origin: str) -> None:
-    where = f"{origin}/{MANIFEST_FILE}"
-    if not isinstance(manifest, Mapping):
-        raise TraceError(f"{where}: manifest must be a JSON object")
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise TraceError(
-            f"{where}: schema_version: unsupported version {version!r} "
-            f"(this build reads version {SCHEMA_VERSION})"
-        )
-    for key, types in MANIFEST_TYPES.items():
-        if key not in manifest:
-            raise TraceError(f"{where}: {key}: missing")
-        value = manifest[key]
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise TraceError(f"{where}: {key}: wrong type {type(value).__name__}")
-    if manifest["source"] not in SOURCES:
-        raise TraceError(f"{where}: source: must be one of {SOURCES}, got {manifest['source']!r}")
-    if manifest["timesteps"] < 1 or manifest["num_samples"] < 1:
-        raise TraceError(f"{where}: timesteps and num_samples must be >= 1")
-    sparsity = manifest["weight_sparsity"]
-    if not (0.0 <= sparsity <= 1.0):
-        raise TraceError(f"{where}: weight_sparsity: must be in [0, 1], got {sparsity}")
-    accuracy = manifest["accuracy"]
-    if accuracy is not None and not (0.0 <= accuracy <= 1.0):  # NaN fails too
-        raise TraceError(f"{where}: accuracy: must be null or in [0, 1], got {accuracy}")
-    for ratio in manifest["keep_ratios"]:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
-                or not (0.0 < ratio <= 1.0):
-            raise TraceError(f"{where}: keep_ratios: must be numbers in (0, 1], got {ratio!r}")
-
-
-def _coerce_layers(layers: pd.DataFrame, where: str) -> pd.DataFrame:
-    if not isinstance(layers, pd.DataFrame):
-        raise TraceError(f"{where}: layer table must be a pandas DataFrame")
-    missing = [c for c in LAYER_COLUMNS if c not in layers.columns]
-    if missing:
-        raise TraceError(f"{where}: missing columns: {', '.join(missing)}")
-    if layers.empty:
-        raise TraceError(f"{where}: no layers")
-    # One DataFrame from all columns: inserting them one by one costs ~0.3 ms each.
-    out = pd.DataFrame({column: _coerce_column(layers[column], column, dtype, where)
-                        for column, dtype in LAYER_COLUMNS.items()})
-    _check_layer_values(out, where)
-    return out
-
-
-def _coerce_column(values: pd.Series, column: str, dtype: str, where: str) -> np.ndarray:
-    # numpy, not pandas, per column: pandas costs ~0.2 ms a call, a recorded trace ~30 calls.
-    array = values.to_numpy()
-    missing = pd.isna(array)
-    if missing.any():
-        row = int(np.flatnonzero(missing)[0])
-        raise TraceError(f"{where}: {column}: missing or NaN value in row {row}")
-    try:
-        if dtype == "str":
-            return np.array([str(value) for value in array], dtype=object)
-        if dtype == "bool":
-            return array if array.dtype == bool else \
-                np.array([_parse_bool(value) for value in array], dtype=bool)
-        # Columns built in memory are numeric already; text from a CSV needs parsing.
-        numeric = array if array.dtype.kind in "iuf" else \
-            pd.to_numeric(values, errors="raise").to_numpy()
-        if dtype == "int":
-            if not np.all(np.equal(np.mod(numeric, 1), 0)):
-                raise TraceError("not an integer")
-            return numeric.astype(np.int64)
-        numeric = numeric.astype(np.float64)
-        if not np.all(np.isfinite(numeric)):
-            raise TraceError("not finite")
-        return numeric
-    except (ValueError, TypeError) as err:
-        raise TraceError(f"{where}: {column}: expected {dtype} values ({err})") from None
-
-
-def _parse_bool(value: Any) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    text = str(value).strip().lower()
-    if text in ("true", "1"):
-        return True
-    if text in ("false", "0"):
-        return False
-    raise TraceError(f"not a boolean: {value!r}")
-
-
-FRACTION_COLUMNS = ("in_firing_rate", "out_firing_rate", "operand_density")
-
-
-def _check_layer_values(layers: pd.DataFrame, where: str) -> None:
-    bad_kind = ~layers["kind"].isin(LAYER_KINDS)
-    if bad_kind.any():
-        raise TraceError(f"{where}: kind: unknown {layers['kind'][bad_kind].iloc[0]!r} "
-                         f"(expected one of {LAYER_KINDS})")
-    bad_value_kind = ~layers["in_value_kind"].isin(VALUE_KINDS)
-    if bad_value_kind.any():
-        raise TraceError(f"{where}: in_value_kind: unknown "
-                         f"{layers['in_value_kind'][bad_value_kind].iloc[0]!r}")
-    if layers["layer"].duplicated().any():
-        raise TraceError(f"{where}: layer: duplicate name "
-                         f"{layers['layer'][layers['layer'].duplicated()].iloc[0]!r}")
-    signed = ("block", "in_value_min", "in_value_max", "in_value_mean")  # currents may be < 0
-    numeric = [c for c, t in LAYER_COLUMNS.items() if t in ("int", "float") and c not in signed]
-    negative = (layers[numeric] < 0).any()
-    if negative.any():
-        raise TraceError(f"{where}: {negative[negative].index[0]}: negative value")
-    if (layers["weight_nnz"] > layers["weight_numel"]).any():
-        raise TraceError(f"{where}: weight_nnz: exceeds weight_numel")
-    for column in FRACTION_COLUMNS:  # > 1 would turn the simulator's zero counts negative
-        above = layers[column] > 1.0
-        if above.any():
-            raise TraceError(f"{where}: {column}: must be a fraction in [0, 1], got "
-                             f"{layers[column][above].iloc[0]} in row {int(above.idxmax())}")
-    if (layers["timesteps"] < 1).any():
-        raise TraceError(f"{where}: timesteps: must be >= 1 in every row")
-
-
-def _validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.DataFrame,
-                     manifest: Mapping[str, Any], where: str) -> None:
-    samples = int(manifest["num_samples"])
-    known = set(layers["layer"])
-    extra = [name for name in arrays if name not in known]
-    if extra:  # e.g. a layer table cut short at a row boundary
-        raise TraceError(f"{where}: arrays for layer {extra[0]!r}, which is not in "
-                         f"{LAYERS_FILE} ({len(extra)} such layers)")
-    for row in layers.itertuples(index=False):
-        per_layer = arrays.get(row.layer)
-        if per_layer is None:
-            raise TraceError(f"{where}: {row.layer}: arrays missing")
-        expected = {
-            EVENTS_ARRAY: (row.timesteps, row.tokens_in),
-            SAMPLE_OPS_ARRAY: (samples,),
-            SAMPLE_EVENTS_ARRAY: (samples,),
-        }
-        if row.kind in WEIGHTED_KINDS:
-            expected[CHANNEL_NNZ_ARRAY] = (row.gemm_n,)
-        for name, shape in expected.items():
-            array = per_layer.get(name)
-            if array is None:
-                raise TraceError(f"{where}: {row.layer}/{name}: missing")
-            dtype = np.asarray(array).dtype
-            if dtype.kind not in "biuf":  # strings, records: not counts
-                raise TraceError(f"{where}: {row.layer}/{name}: expected numbers, "
-                                 f"got dtype {dtype}")
-            if tuple(array.shape) != tuple(shape):
-                raise TraceError(f"{where}: {row.layer}/{name}: shape {tuple(array.shape)}, "
-                                 f"expected {tuple(shape)}")
-            if not np.all(np.isfinite(array)):
-                raise TraceError(f"{where}: {row.layer}/{name}: NaN or infinite values")
 
 
 # ----------------------------------------------------------------------------- reading

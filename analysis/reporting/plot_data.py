@@ -162,15 +162,17 @@ def keep_ratio_data(table: pd.DataFrame) -> pd.DataFrame:
     return data.drop(columns="_rank").reset_index(drop=True)
 
 
-# ----------------------------------------------------------------------------- firing rate
+# ----------------------------------------------------------------------------- input events
 
 
-def firing_rate_matrix(trace: Trace, *, value_kinds: Sequence[str] = ("spike", "integer")
+def input_events_matrix(trace: Trace, *, value_kinds: Sequence[str] = ("spike", "integer")
                        ) -> pd.DataFrame:
-    """Mean input value per element at each timestep, one row per layer: (layers, T).
+    """Input spike events per element at each timestep, one row per layer: (layers, T).
 
-    Σ over tokens of `events_per_step_token` at step t, divided by `in_numel`; for spike
-    inputs this is the firing rate. Layers that run fewer timesteps (head) are NaN after.
+    Σ over tokens of `events_per_step_token` at step t, divided by `in_numel`: the mean input
+    value. For 0/1 spike inputs this is the firing rate; on the integer residual stream it is
+    the events a replaying PE sees per element, larger than the non-zero fraction
+    (`in_nonzero_fraction`). Layers that run fewer timesteps (head) are NaN after.
     Only layers whose input is in `value_kinds` (spikes and spike sums by default).
     """
     layers = trace.layers
@@ -244,5 +246,5 @@ def _normalise_images(images: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["layer_energy_by_component", "ParetoPlotData", "pareto_plot_data",
-           "lth_curve_data", "keep_ratio_data", "firing_rate_matrix", "KeptTokensData",
+           "lth_curve_data", "keep_ratio_data", "input_events_matrix", "KeptTokensData",
            "kept_tokens_data", "LTH_COLUMNS", "KEEP_RATIO_COLUMNS", "SCORER_ORDER"]

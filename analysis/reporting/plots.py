@@ -214,8 +214,8 @@ def draw_keep_ratio(data: pd.DataFrame, *, title: str = "Token selection: accura
     return figure
 
 
-def draw_firing_rate(matrix: pd.DataFrame, *, title: str = "Input firing rate per layer "
-                     "and timestep") -> Figure:
+def draw_input_events(matrix: pd.DataFrame, *, title: str = "Input spike events per element, "
+                      "per layer and timestep") -> Figure:
     """Heatmap: layers down (execution order), timesteps across; NaN cells blank."""
     rows, steps = matrix.shape
     figure = new_figure(max(5.0, 3.5 + 0.5 * steps), max(3.0, 1.0 + 0.2 * rows))
@@ -235,7 +235,8 @@ def draw_firing_rate(matrix: pd.DataFrame, *, title: str = "Input firing rate pe
                 axes.text(step, row, f"{value:.2f}", ha="center", va="center", fontsize=6,
                           color="white" if value < 0.6 * np.nanmax(values) else "black")
     colorbar = figure.colorbar(image, ax=axes, shrink=0.9)
-    colorbar.set_label("Mean input value per element\n(= firing rate for spike inputs)")
+    colorbar.set_label("Mean input value per element (spike events;\n"
+                       "the firing rate where inputs are 0/1)")
     return figure
 
 
@@ -332,4 +333,4 @@ def draw_grouped_bars(table: pd.DataFrame, *, column: str, title: str) -> Figure
 
 __all__ = ["new_figure", "save_figure", "png_bytes", "axis_label", "is_known_metric",
            "display_scale", "draw_layer_energy", "draw_pareto", "draw_lth", "draw_keep_ratio",
-           "draw_firing_rate", "draw_kept_tokens", "draw_bar_summary", "draw_grouped_bars"]
+           "draw_input_events", "draw_kept_tokens", "draw_bar_summary", "draw_grouped_bars"]

@@ -300,12 +300,13 @@ def traces_section(paths: Sequence[Path], run_dir: Path) -> Section:
         })
         if index < MAX_FIGURES_PER_KIND:
             try:
-                matrix = plot_data.firing_rate_matrix(trace)
+                matrix = plot_data.input_events_matrix(trace)
             except InputError:
                 continue
-            figures += figure_html(plots.draw_firing_rate(
-                matrix, title=f"Input firing rate: {_relative(path, run_dir)}"),
-                f"Firing rate per layer and timestep, {_relative(path, run_dir)}")
+            name = _relative(path, run_dir)
+            figures += figure_html(plots.draw_input_events(
+                matrix, title=f"Input spike events per element: {name}"),
+                f"Input spike events per element, per layer and timestep, {name}")
     return Section("Traces", table_html(pd.DataFrame(rows), max_rows=100) + figures)
 
 

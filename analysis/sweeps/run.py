@@ -50,7 +50,7 @@ from sparsespikformer.simulator.errors import InputError, SweepSpecError
 SWEEP_META = "sweep.json"
 SPEC_COPY = "spec.yaml"
 TRACE_COLUMNS = ("preset", "trace_source", "accuracy", "weight_sparsity", "keep_ratio",
-                 "selector_scorer", "mean_firing_rate", "timesteps")
+                 "selector_scorer", "mean_in_nonzero_fraction", "timesteps")
 _MAX_CHUNK = 256  # ~0.3 s of simulator work: amortises the pool round trip
 _CHUNKS_PER_WORKER = 8
 # Without --workers, sweeps this small run in-process: ~0.4 ms a point (a 73-layer trace)

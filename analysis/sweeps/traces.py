@@ -294,17 +294,19 @@ def trace_metadata(trace: Trace) -> dict[str, Any]:
         "weight_sparsity": float(manifest.get("weight_sparsity", 0.0)),
         "keep_ratio": float(keep_ratios[0]) if keep_ratios else 1.0,
         "selector_scorer": manifest.get("selector_scorer") or "",
-        "mean_firing_rate": mean_spike_rate(trace.layers),
+        "mean_in_nonzero_fraction": mean_in_nonzero_fraction(trace.layers),
         "timesteps": int(manifest.get("timesteps", 0)),
     }
 
 
-def mean_spike_rate(layers: pd.DataFrame) -> float:
-    """Fraction of non-zero spike inputs, weighted by input elements over all timesteps."""
+def mean_in_nonzero_fraction(layers: pd.DataFrame) -> float:
+    """Fraction of non-zero inputs of the spike and spike-sum layers, weighted by their input
+    elements over all timesteps (the sweep column `mean_in_nonzero_fraction`)."""
     spiking = layers[layers["in_value_kind"].isin(("spike", "integer"))]
     weights = spiking["in_numel"] * spiking["timesteps"]
     total = float(weights.sum())
-    return float((spiking["in_firing_rate"] * weights).sum() / total) if total else float("nan")
+    weighted = float((spiking["in_nonzero_fraction"] * weights).sum())
+    return weighted / total if total else float("nan")
 
 
 def canonical_json(value: Any) -> str:
@@ -326,4 +328,4 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = ["TraceEntry", "parse_trace_entries", "build_trace", "trace_content_hash",
-           "trace_metadata", "mean_spike_rate", "canonical_json"]
+           "trace_metadata", "mean_in_nonzero_fraction", "canonical_json"]

@@ -69,7 +69,8 @@ def test_plot_makes_every_kind_from_result_files(tmp_path, capsys):
     pd.DataFrame({"key": ["a", "b"], "energy_pj": [1.0, 2.0], "accuracy": [0.9, 0.95],
                   "trace": ["t", "t"]}).to_csv(tmp_path / "results.csv", index=False)
     cases = {"energy-breakdown": ["layers.csv"], "lth": ["imp.csv", "reinit.csv"],
-             "keep-ratio": ["keep.csv"], "firing-rate": ["trace"], "kept-tokens": ["kept.npz"],
+             "keep-ratio": ["keep.csv"], "input-events": ["trace"], "firing-rate": ["trace"],
+             "kept-tokens": ["kept.npz"],
              "pareto": ["results.csv"]}
     for kind, inputs in cases.items():
         out = tmp_path / "figures" / kind

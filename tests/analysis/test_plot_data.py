@@ -113,7 +113,7 @@ def test_keep_ratio_data_orders_scorers_and_converts_accuracy():
     assert data["accuracy_pct"].tolist() == pytest.approx([95.01, 95.22, 94.5, 94.07])
 
 
-def test_firing_rate_matrix_is_events_over_elements_per_step():
+def test_input_events_matrix_is_events_over_elements_per_step():
     trace = synthetic_trace(tiny_layer_shapes(), firing_rate=0.2, timesteps=2)
     arrays = {name: dict(values) for name, values in trace.arrays.items()}
     # block.0.fc: 64 tokens, in_numel 1024; put 128 events at t=0 and 512 at t=1
@@ -122,10 +122,10 @@ def test_firing_rate_matrix_is_events_over_elements_per_step():
     events[1, :] = 8.0
     arrays["block.0.fc"][EVENTS_ARRAY] = events
     trace = Trace(manifest=trace.manifest, layers=trace.layers, arrays=arrays)
-    matrix = plot_data.firing_rate_matrix(trace)
+    matrix = plot_data.input_events_matrix(trace)
     assert list(matrix.index) == ["block.0.fc", "block.1.fc"]  # the real-input conv is left out
     assert matrix.loc["block.0.fc"].tolist() == [128 / 1024, 512 / 1024]
-    with_real = plot_data.firing_rate_matrix(trace, value_kinds=("real", "spike"))
+    with_real = plot_data.input_events_matrix(trace, value_kinds=("real", "spike"))
     assert list(with_real.index) == ["conv0", "block.0.fc", "block.1.fc"]
 
 

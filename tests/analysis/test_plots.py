@@ -52,7 +52,7 @@ def figures():
             rounds_table("imp", [0.9, 0.91, 0.9, 0.88]),
             rounds_table("reinit", [0.9, 0.86, 0.82, 0.8])]))),
         "keep_ratio": plots.draw_keep_ratio(plot_data.keep_ratio_data(keep)),
-        "firing_rate": plots.draw_firing_rate(plot_data.firing_rate_matrix(
+        "firing_rate": plots.draw_input_events(plot_data.input_events_matrix(
             synthetic_trace(tiny_layer_shapes(), firing_rate=0.3))),
         "kept_tokens": plots.draw_kept_tokens(kept),
         "bars": plots.draw_bar_summary(["a", "b"], [1e6, 3e6], column="energy_pj",

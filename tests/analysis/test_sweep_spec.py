@@ -278,7 +278,7 @@ def test_built_trace_carries_the_spec_accuracy(tmp_path):
     assert info["accuracy"] == 0.85
     assert info["weight_sparsity"] == pytest.approx(0.75)
     assert info["keep_ratio"] == 1.0
-    assert info["mean_firing_rate"] == pytest.approx(0.2)
+    assert info["mean_in_nonzero_fraction"] == pytest.approx(0.2)
 
 
 # ----------------------------------------------------------------------------- bundled specs

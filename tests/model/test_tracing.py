@@ -100,7 +100,7 @@ def _assert_counts_match_oracle(model, inputs, **record_options):
         assert row.nonzero_pairs == pytest.approx(pairs, rel=1e-9), name
     # the network must actually spike for this comparison to mean anything
     lif = layers[layers.kind == "lif"]
-    assert (lif.out_firing_rate > 0.01).all() and (lif.out_firing_rate < 0.99).all()
+    assert (lif.out_nonzero_fraction > 0.01).all() and (lif.out_nonzero_fraction < 0.99).all()
     return layers
 
 
@@ -136,13 +136,14 @@ def test_counts_do_not_depend_on_batching_or_described_samples():
     split = record_trace(model, inputs, batch_size=2, real_stats_samples=2)
     assert whole.manifest["real_stats_samples"] == 6
     assert split.manifest["real_stats_samples"] == 2
-    exact = ["sops", "effective_ops", "nonzero_pairs", "dense_macs", "in_firing_rate",
+    exact = ["sops", "effective_ops", "nonzero_pairs", "dense_macs", "in_nonzero_fraction",
              "in_value_min", "in_value_max"]
     a, b = whole.layers.set_index("layer"), split.layers.set_index("layer")
     counted = a.kind != "lif"  # LIF inputs are membrane currents: described on 2 samples
     pd.testing.assert_frame_equal(a.loc[counted, exact], b.loc[counted, exact])
     lif = a.kind == "lif"
-    pd.testing.assert_series_equal(a.loc[lif, "out_firing_rate"], b.loc[lif, "out_firing_rate"])
+    pd.testing.assert_series_equal(a.loc[lif, "out_nonzero_fraction"],
+                                   b.loc[lif, "out_nonzero_fraction"])
     for name in whole.arrays:
         for key, values in whole.arrays[name].items():
             np.testing.assert_array_equal(values, split.arrays[name][key], err_msg=name)
@@ -154,11 +155,11 @@ def test_described_statistics_are_those_of_the_first_batches():
     limited = record_trace(model, inputs, batch_size=2, real_stats_samples=1)
     a, b = first_two.layers.set_index("layer"), limited.layers.set_index("layer")
     lif = a.kind == "lif"
-    for column in ("in_value_min", "in_value_max", "in_value_mean", "in_firing_rate"):
+    for column in ("in_value_min", "in_value_max", "in_value_mean", "in_nonzero_fraction"):
         pd.testing.assert_series_equal(a.loc[lif, column], b.loc[lif, column])
     linear = a.kind == "linear"
-    pd.testing.assert_series_equal(a.loc[linear, "out_firing_rate"],
-                                   b.loc[linear, "out_firing_rate"])
+    pd.testing.assert_series_equal(a.loc[linear, "out_nonzero_fraction"],
+                                   b.loc[linear, "out_nonzero_fraction"])
 
 
 def test_record_trace_rejects_bad_options():
@@ -181,7 +182,7 @@ def test_firing_rates_equal_raw_spike_means():
     layers = trace.layers.set_index("layer")
     for name, outputs in seen.items():
         spikes = torch.cat([o.flatten(1) for o in outputs], dim=1)
-        assert layers.loc[name, "out_firing_rate"] == pytest.approx(float(spikes.mean()))
+        assert layers.loc[name, "out_nonzero_fraction"] == pytest.approx(float(spikes.mean()))
         events = trace.arrays[name]["sample_in_events"]
         assert events.sum() == pytest.approx(float(spikes.sum()))
 
@@ -206,7 +207,7 @@ def test_input_value_statistics_equal_the_raw_inputs():
         assert row.in_value_min == values.min().item(), name
         assert row.in_value_max == values.max().item(), name
         assert row.in_value_mean == pytest.approx(values.mean().item(), rel=1e-6, abs=1e-9), name
-        assert row.in_firing_rate == pytest.approx((values != 0).double().mean().item()), name
+        assert row.in_nonzero_fraction == pytest.approx((values != 0).double().mean().item()), name
 
 
 def test_dense_macs_sum_to_gflops():

@@ -145,7 +145,7 @@ def test_pe_counts_are_the_trace_counts_each_policy_selects():
 
     neither = work(input_sparsity="none", weight_sparsity="none")
     assert np.allclose(neither.accumulates[spike], dense[spike])
-    fr = layers.in_firing_rate.to_numpy()
+    fr = layers.in_nonzero_fraction.to_numpy()
     replayed = (1 - fr) * dense + layers.sops.to_numpy()  # zeros: one slot; v: v events
     assert np.allclose(neither.accumulates[integer], replayed[integer])
 

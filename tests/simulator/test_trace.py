@@ -54,7 +54,7 @@ def test_files_read_with_pandas_and_numpy_alone(tmp_path):
     assert list(layers.columns) == list(LAYER_COLUMNS)
     with np.load(directory / "arrays.npz") as arrays:
         assert arrays["block.1.qk/events_per_step_token"].shape == (4, 16)
-    assert json.loads((directory / "manifest.json").read_text())["schema_version"] == 1
+    assert json.loads((directory / "manifest.json").read_text())["schema_version"] == 2
 
 
 def test_save_replaces_an_existing_trace_whole(tmp_path):
@@ -149,7 +149,8 @@ def test_nan_count_is_reported_with_column_and_row(tmp_path):
         Trace.load(directory)
 
 
-@pytest.mark.parametrize("column, value", [("in_firing_rate", 1.5), ("out_firing_rate", 2.0),
+@pytest.mark.parametrize("column, value", [("in_nonzero_fraction", 1.5),
+                                           ("out_nonzero_fraction", 2.0),
                                            ("operand_density", 3.0), ("timesteps", 0)])
 def test_impossible_rates_and_timesteps_are_reported(tmp_path, column, value):
     directory = toy_trace().save(tmp_path / "t")
@@ -277,3 +278,29 @@ def test_failed_replace_keeps_the_old_trace_and_leaves_no_temporaries(tmp_path, 
     monkeypatch.undo()
     assert Trace.load(target).layers["in_value_mean"].iloc[1] == pytest.approx(0.1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]
+
+
+def test_a_version_1_trace_loads_with_the_renamed_columns(tmp_path):
+    """Schema 2 renamed in_/out_firing_rate to in_/out_nonzero_fraction (the fraction of
+    non-zero elements, not the mean value). A version-1 folder, written by hand here with the
+    old names, loads into the same trace as its version-2 twin."""
+    current = toy_trace(firing_rate=0.25)
+    directory = current.save(tmp_path / "v1")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    layers = pd.read_csv(directory / "layers.csv").rename(columns={
+        "in_nonzero_fraction": "in_firing_rate", "out_nonzero_fraction": "out_firing_rate"})
+    layers.to_csv(directory / "layers.csv", index=False)
+    old = Trace.load(directory)
+    assert old.manifest["schema_version"] == 2
+    pd.testing.assert_frame_equal(old.layers, current.layers)
+
+
+def test_an_unknown_schema_version_names_the_readable_ones(tmp_path):
+    directory = toy_trace().save(tmp_path / "t")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["schema_version"] = 9
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(TraceError, match="unsupported version 9.*reads versions 1, 2"):
+        Trace.load(directory)

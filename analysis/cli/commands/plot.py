@@ -6,7 +6,11 @@
 | `pareto` | a sweep folder or its results.csv / results.jsonl |
 | `lth` | one or more LTH rounds.csv (round, weight_sparsity, test_accuracy[, baseline]) |
 | `keep-ratio` | a CSV with scorer, keep_ratio, accuracy, gflops |
-| `firing-rate` | a trace folder |
+| `input-events` | a trace folder (`firing-rate` is an old alias) |
+
+`input-events` draws the mean input value (spike events) per element, per layer and
+timestep: the firing rate where inputs are 0/1 spikes, more than the non-zero fraction on the
+integer residual stream.
 | `kept-tokens` | an .npz with images, num_tokens and kept/<selector> index arrays |
 
 Writes PATH as PNG and PDF (PATH.png and PATH.pdf; a .png or .pdf suffix is replaced).
@@ -20,7 +24,8 @@ from sparsespikformer.simulator.errors import InputError
 
 HELP = "draw one figure (PNG + PDF) from result files: energy, Pareto, LTH, tokens, ..."
 
-KINDS = ("energy-breakdown", "pareto", "lth", "keep-ratio", "firing-rate", "kept-tokens")
+KINDS = ("energy-breakdown", "pareto", "lth", "keep-ratio", "input-events", "kept-tokens",
+         "firing-rate")  # firing-rate: the old name of input-events
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,10 +79,10 @@ def make_figure(args: argparse.Namespace):
     if args.kind == "keep-ratio":
         table = result_files.read_table(_single(args))
         return plots.draw_keep_ratio(plot_data.keep_ratio_data(table), **title)
-    if args.kind == "firing-rate":
+    if args.kind in ("input-events", "firing-rate"):
         from sparsespikformer.simulator.trace import Trace
 
-        return plots.draw_firing_rate(plot_data.firing_rate_matrix(Trace.load(_single(args))),
+        return plots.draw_input_events(plot_data.input_events_matrix(Trace.load(_single(args))),
                                       **title)
     images, kept, num_tokens = result_files.read_kept_tokens(_single(args))
     data = plot_data.kept_tokens_data(images, kept, num_tokens, max_images=args.images)

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synthetic.add_argument("--synthetic", action="store_true",
                            help="assume statistics instead of running samples")
     synthetic.add_argument("--firing-rate", type=finite_float, default=0.15,
-                           help="mean input events per element (default 0.15)")
+                           help="mean input spike events per element per timestep (the "
+                                "trace's in_value_mean; for 0/1 spikes also the non-zero "
+                                "fraction) (default 0.15)")
     synthetic.add_argument("--weight-density", type=finite_float, default=1.0,
                            help="fraction of non-zero weights (default 1.0)")
     synthetic.add_argument("--keep-ratio", type=finite_float, default=1.0,

@@ -136,7 +136,7 @@ def _ticket(ctx: DemoContext, round_index: int):
 
 
 def _ticket_masks(ctx: DemoContext):
-    from sparsespikformer.model.pruning.lottery import MASK_NAME, round_dir
+    from sparsespikformer.model.pruning.lottery_store import MASK_NAME, round_dir
     from sparsespikformer.model.pruning.masks import load_masks
 
     return load_masks(round_dir(ctx.config.out_dir / "lth", ctx.config.lth_rounds) / MASK_NAME)

@@ -16,16 +16,8 @@ reusing the IMP run's round 0 (and, for `reinit`, its masks):
   rewound and retrained once;
 * `random`: the same sparsity ladder with uniformly random masks, rewound.
 
-Layout of `out_dir` (every file written atomically):
-
-    round_00/train/            the training run (checkpoint.pt, history.csv; resumable)
-    round_00/rewind.pt         state dict at the end of epoch `rewind_epoch`
-    round_XX/mask.pt           masks {weight name: bool tensor}
-    round_XX/weights.pt        trained state dict (pruned weights exactly zero)
-    round_XX/result.json       the round's metrics; written last = the round is finished
-    rounds.csv                 one row per finished round
-    settings.json              the settings that change results; a resumed run must match
-    baseline_<name>/...        the same layout for a baseline
+The layout of `out_dir` (round folders, rounds.csv, settings.json) is
+`sparsespikformer.model.pruning.lottery_store`'s.
 
 An interrupted run started again skips every finished round and resumes the
 unfinished one from its last training checkpoint. Only `rounds` (and which
@@ -34,20 +26,32 @@ baseline rounds train) may change between runs in one folder.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import torch
 from torch import nn
 
 from sparsespikformer.model.data import Dataset
+from sparsespikformer.model.pruning.lottery_store import (
+    MASK_NAME,
+    RESULT_NAME,
+    REWIND_NAME,
+    WEIGHTS_NAME,
+    baseline_dir,
+    check_settings,
+    is_round_finished,
+    load_round_masks,
+    load_weights_into,
+    read_round_result,
+    round_dir,
+    save_state,
+    write_rounds_csv,
+)
 from sparsespikformer.model.pruning.masks import (
     PRUNING_SCOPES,
     MaskEnforcer,
@@ -56,7 +60,6 @@ from sparsespikformer.model.pruning.masks import (
     check_masks_match,
     count_surviving,
     full_masks,
-    load_masks,
     magnitude_prune,
     prunable_parameters,
     random_prune,
@@ -64,34 +67,21 @@ from sparsespikformer.model.pruning.masks import (
     weight_sparsity,
 )
 from sparsespikformer.model.training.checkpoint import (
-    is_state_dict,
-    load_checkpoint,
-    load_model_weights,
     load_training_checkpoint,
-    require_keys,
 )
 from sparsespikformer.model.training.loop import (
     CHECKPOINT_NAME,
-    SPEED_ONLY_FIELDS,
     LossFn,
     TrainConfig,
     steps_per_epoch,
     train,
 )
-from sparsespikformer.simulator.atomic import atomic_path, atomic_write_text
+from sparsespikformer.simulator.atomic import atomic_write_text
 from sparsespikformer.simulator.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 BASELINES = ("none", "reinit", "oneshot", "random")
-ROUNDS_COLUMNS = ("round", "weight_sparsity", "test_accuracy", "params_nonzero", "seconds",
-                  "baseline")
-ROUNDS_NAME = "rounds.csv"
-RESULT_NAME = "result.json"
-MASK_NAME = "mask.pt"
-WEIGHTS_NAME = "weights.pt"
-REWIND_NAME = "rewind.pt"
-SETTINGS_NAME = "settings.json"
 REINIT_SEED_OFFSET = 7919     # a fresh initialisation that shares nothing with the ticket's
 RANDOM_PRUNE_SEED_STRIDE = 1009
 
@@ -156,89 +146,11 @@ class LotteryTask:
     dense_train_config: TrainConfig | None = None
 
 
-def round_dir(out_dir: Path, round_index: int) -> Path:
-    return Path(out_dir) / f"round_{round_index:02d}"
-
-
-def baseline_dir(out_dir: Path, baseline: str) -> Path:
-    return Path(out_dir) if baseline == "none" else Path(out_dir) / f"baseline_{baseline}"
-
-
-def is_round_finished(out_dir: Path, round_index: int) -> bool:
-    return (round_dir(out_dir, round_index) / RESULT_NAME).is_file()
-
-
-def read_round_result(out_dir: Path, round_index: int) -> dict:
-    return _read_result(round_dir(out_dir, round_index) / RESULT_NAME)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from err
-
-
-def _read_result(path: Path) -> dict:
-    """A round's result.json, checked: a bad one would put wrong numbers in rounds.csv."""
-    result = _read_json(path)
-    if not isinstance(result, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(result).__name__}")
-    require_keys(result, ROUNDS_COLUMNS, path)
-    for key in ROUNDS_COLUMNS[:-1]:
-        value = result[key]
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value)):
-            raise InputError(f"{path}: '{key}' must be a number, got {value!r}")
-    if not isinstance(result["baseline"], str):
-        raise InputError(f"{path}: 'baseline' must be a string, got {result['baseline']!r}")
-    if not isinstance(result["round"], int) or path.parent.name != f"round_{result['round']:02d}":
-        raise InputError(f"{path}: 'round' is {result['round']!r}, not the folder's round")
-    return result
-
-
-def load_state(path: Path) -> dict:
-    state = load_checkpoint(path)
-    if not is_state_dict(state):
-        raise InputError(f"{path}: expected a state dict of tensors")
-    return state
-
-
-def _load_weights(model: nn.Module, path: Path) -> nn.Module:
-    """`model` with the state dict in `path` loaded (strict); errors name the file."""
-    load_model_weights(model, path)
-    return model
-
-
-def _load_masks(path: Path, model: nn.Module) -> Masks:
-    """The masks in `path`, checked against `model`'s prunable weights."""
-    masks = load_masks(path)
-    try:
-        check_masks_match(model, masks)
-    except InputError as err:
-        raise InputError(f"{path}: {err}") from err
-    return masks
-
-
-def save_state(state: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({k: v.detach().clone() for k, v in state.items()}, tmp)
-
-
 def params_nonzero(model: nn.Module, masks: Masks) -> int:
     """Surviving prunable weights plus every parameter that is never pruned."""
     prunable = prunable_parameters(model)
     others = sum(p.numel() for name, p in model.named_parameters() if name not in prunable)
     return count_surviving(masks) + others
-
-
-def write_rounds_csv(out_dir: Path) -> pd.DataFrame:
-    """Rebuild rounds.csv from the finished rounds' result files."""
-    out_dir = Path(out_dir)
-    rows = [_read_result(p) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
-    table = pd.DataFrame(rows, columns=list(ROUNDS_COLUMNS))
-    atomic_write_text(out_dir / ROUNDS_NAME, table.to_csv(index=False))
-    return table
 
 
 # ---------------------------------------------------------------- one training run
@@ -339,7 +251,7 @@ def _dense_round(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> Non
 def rewound_model(out_dir: Path, masks: Masks, config: LotteryConfig,
                   task: LotteryTask) -> nn.Module:
     """A model holding round 0's epoch-`rewind_epoch` weights, pruned by `masks`."""
-    model = _load_weights(task.build_model(config.seed), round_dir(out_dir, 0) / REWIND_NAME)
+    model = load_weights_into(task.build_model(config.seed), round_dir(out_dir, 0) / REWIND_NAME)
     check_masks_match(model, masks)
     apply_masks_to_weights(model, masks)
     return model
@@ -347,7 +259,7 @@ def rewound_model(out_dir: Path, masks: Masks, config: LotteryConfig,
 
 def trained_model(out_dir: Path, round_index: int, config: LotteryConfig,
                   task: LotteryTask) -> nn.Module:
-    return _load_weights(task.build_model(config.seed),
+    return load_weights_into(task.build_model(config.seed),
                          round_dir(out_dir, round_index) / WEIGHTS_NAME)
 
 
@@ -357,7 +269,7 @@ def _imp_rounds(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None
         if is_round_finished(out_dir, k):
             continue
         previous = trained_model(out_dir, k - 1, config, task)
-        masks = magnitude_prune(previous, _load_masks(round_dir(out_dir, k - 1) / MASK_NAME,
+        masks = magnitude_prune(previous, load_round_masks(round_dir(out_dir, k - 1) / MASK_NAME,
                                                       previous), config.rate, config.scope)
         _run_round(out_dir, k, rewound_model(out_dir, masks, config, task), masks, task, "none")
 
@@ -377,7 +289,7 @@ def _reinit_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
         if is_round_finished(out_dir, k):
             continue
         model = task.build_model(config.seed + REINIT_SEED_OFFSET)
-        masks = _load_masks(round_dir(ticket_dir, k) / MASK_NAME, model)
+        masks = load_round_masks(round_dir(ticket_dir, k) / MASK_NAME, model)
         _run_round(out_dir, k, model, masks, task, "reinit")
 
 
@@ -403,55 +315,6 @@ def _random_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
             continue
         _run_round(out_dir, k, rewound_model(ticket_dir, masks, config, task), masks, task,
                    "random")
-
-
-def _settings(config: LotteryConfig, task: LotteryTask) -> dict:
-    """Everything besides `rounds` and the baseline that changes a run's results."""
-    def train_fields(train_config: TrainConfig) -> dict:
-        fields = dataclasses.asdict(train_config)
-        return {k: v for k, v in fields.items() if k not in SPEED_ONLY_FIELDS}
-
-    settings = {
-        "lottery": {"rate": config.rate, "scope": config.scope,
-                    "rewind_epoch": config.rewind_epoch, "seed": config.seed},
-        "train": train_fields(task.train_config),
-        "dense_train": train_fields(task.dense_train_config or task.train_config),
-        "metadata": task.metadata or {},
-    }
-    # A JSON round trip, so tuples compare equal to the lists read back.
-    return json.loads(json.dumps(settings, default=str))
-
-
-def _flatten(settings: dict) -> dict:
-    return {f"{section}.{key}": value for section, fields in settings.items()
-            if isinstance(fields, dict) for key, value in fields.items()}
-
-
-def _has_saved_work(out_dir: Path) -> bool:
-    """Whether any round result, weights or training checkpoint exists under `out_dir`."""
-    return any(out_dir.rglob("*.pt")) or any(out_dir.rglob(RESULT_NAME))
-
-
-def check_settings(out_dir: Path, config: LotteryConfig, task: LotteryTask) -> None:
-    """Record the run's settings in `out_dir`, or check them against those recorded."""
-    path = Path(out_dir) / SETTINGS_NAME
-    current = _settings(config, task)
-    if not path.is_file() or not _has_saved_work(Path(out_dir)):
-        # Nothing saved yet (say, the first try ran out of memory): any settings may start.
-        if any(Path(out_dir).glob(f"round_*/{RESULT_NAME}")):
-            logger.warning("%s: no %s (written by an older version); recording the current "
-                           "settings without checking them", out_dir, SETTINGS_NAME)
-        atomic_write_text(path, json.dumps(current, indent=2) + "\n")
-        return
-    saved = _read_json(path)
-    if not isinstance(saved, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(saved).__name__}")
-    old, new = _flatten(saved), _flatten(current)
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    if changed:
-        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        raise InputError(f"{out_dir} was written with different pruning settings ({details}); "
-                         f"use a new output folder or the same settings")
 
 
 def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -> pd.DataFrame:

@@ -16,13 +16,14 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
 
+from sparsespikformer.analysis.demo_summary import build_summary
 from sparsespikformer.simulator.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -359,47 +360,9 @@ def run_demo(config: DemoConfig) -> dict:
         outcome[f"{name}_seconds"] = round(time.perf_counter() - start, 1)
         atomic_write_text(path, json.dumps(outcome, indent=2, sort_keys=True))
         results.update(outcome)
-    summary = _summary(config, results)
+    summary = build_summary(config, results)
     atomic_write_text(config.out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
-
-
-def _summary(config: DemoConfig, results: dict) -> dict:
-    keys = ("dense_accuracy", "pruned_accuracy", "weight_sparsity", "reinit_accuracy",
-            "selector_accuracy", "keep_ratio", "co_designed_accuracy",
-            "co_designed_weight_sparsity", "dense_gflops", "selected_gflops",
-            "sweep_points")
-    summary = {key: results[key] for key in keys}
-    summary["energy_pj"] = results["energy_pj"]
-    summary["latency_s"] = results["latency_s"]
-    summary["config"] = {k: (str(v) if isinstance(v, Path) else v)
-                         for k, v in asdict(config).items()}
-    return summary
-
-
-def summary_table(summary: dict) -> str:
-    """A short plain-text table for the terminal."""
-    lines = [
-        f"dense accuracy          {summary['dense_accuracy']:.2%}",
-        f"LTH ticket              {summary['pruned_accuracy']:.2%} at "
-        f"{summary['weight_sparsity']:.1%} weight sparsity "
-        f"(random re-init {summary['reinit_accuracy']:.2%})",
-        f"token selector rho={summary['keep_ratio']}  {summary['selector_accuracy']:.2%}, "
-        f"{summary['selected_gflops']:.4f} vs {summary['dense_gflops']:.4f} dense GFLOPs "
-        f"({1 - summary['selected_gflops'] / summary['dense_gflops']:.1%} fewer)",
-        f"weights + tokens        {summary['co_designed_accuracy']:.2%} at "
-        f"{summary['co_designed_weight_sparsity']:.1%} weight sparsity",
-        "",
-        f"{'hw config':<18}{'dense energy':>14}{'co-designed':>14}{'saving':>8}"
-        f"{'dense lat.':>12}{'co-des. lat.':>14}",
-    ]
-    for hw, energy in summary["energy_pj"].items():
-        latency = summary["latency_s"][hw]
-        lines.append(
-            f"{hw:<18}{energy['dense'] / 1e6:>11.2f} uJ{energy['co_designed'] / 1e6:>11.2f} uJ"
-            f"{1 - energy['co_designed'] / energy['dense']:>8.1%}"
-            f"{latency['dense'] * 1e6:>9.1f} us{latency['co_designed'] * 1e6:>11.1f} us")
-    return "\n".join(lines)
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:

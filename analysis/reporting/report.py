@@ -14,13 +14,9 @@ co-designed energy per hw config) plus its table; other nested mappings become t
 
 from __future__ import annotations
 
-import base64
-import contextvars
 import html
 import logging
-import math
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +26,13 @@ import pandas as pd
 
 from sparsespikformer.analysis.pareto import pareto_front
 from sparsespikformer.analysis.reporting import plot_data, plots
+from sparsespikformer.analysis.reporting.html import (
+    FIGURE_FILES,
+    Section,
+    figure_html,
+    render_page,
+    table_html,
+)
 from sparsespikformer.analysis.reporting.result_files import (
     LAYER_ENERGY_COLUMNS,
     SWEEP_COLUMNS,
@@ -42,11 +45,10 @@ from sparsespikformer.analysis.reporting.result_files import (
     read_table,
 )
 from sparsespikformer.analysis.sweeps.store import RESULTS_CSV, RESULTS_JSONL, read_results
-from sparsespikformer.simulator.atomic import atomic_write_bytes, atomic_write_text
+from sparsespikformer.simulator.atomic import atomic_write_text
 from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import Trace
 
-MAX_TABLE_ROWS = 25
 MAX_FIGURES_PER_KIND = 4  # e.g. at most four trace heatmaps: the page stays readable
 _MAX_DEPTH = 4
 
@@ -68,12 +70,6 @@ class RunContents:
 
     def empty(self) -> bool:
         return not any(getattr(self, name) for name in self.__dataclass_fields__)
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    body: str  # HTML
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -145,43 +141,6 @@ def _classify_csv(path: Path, table: pd.DataFrame, contents: RunContents) -> Non
 
 
 # ----------------------------------------------------------------------------- sections
-
-
-# Set by `build_report(figures_dir=...)`: every embedded figure is also saved there.
-_FIGURE_FILES: contextvars.ContextVar[list | None] = contextvars.ContextVar(
-    "report_figure_files", default=None)
-
-
-def figure_html(figure, caption: str) -> str:
-    png = plots.png_bytes(figure)  # first: a PDF render can shift the layout a little
-    saved = _FIGURE_FILES.get()
-    if saved is not None:
-        directory, written = saved
-        slug = re.sub(r"[^a-z0-9]+", "_", caption.lower()).strip("_")[:60]
-        stem = directory / f"{len(written) // 2:02d}_{slug}"
-        atomic_write_bytes(stem.with_name(f"{stem.name}.png"), png)
-        written.append(stem.with_name(f"{stem.name}.png"))
-        written.extend(plots.save_figure(figure, stem, formats=("pdf",)))
-    encoded = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,'
-            f'{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>')
-
-
-def table_html(table: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS) -> str:
-    shown = table.head(max_rows)
-    text = shown.to_html(index=False, border=0, classes="table", na_rep="–",
-                         float_format=_format_number, escape=True)
-    if len(table) > max_rows:
-        text += f"<p class='note'>… {len(table) - max_rows} more rows not shown.</p>"
-    return text
-
-
-def _format_number(value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.4g}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.4g}"
 
 
 def _relative(path: Path, run_dir: Path) -> str:
@@ -402,44 +361,14 @@ def build_report(run_dir: str | os.PathLike, out_path: str | os.PathLike, *,
         raise FileNotFoundError(f"{run_dir}: run directory not found")
     out_path = Path(out_path)
     contents = scan_run_dir(run_dir)
-    token = _FIGURE_FILES.set(None if figures_dir is None else (Path(figures_dir), []))
+    token = FIGURE_FILES.set(None if figures_dir is None else (Path(figures_dir), []))
     try:
         sections = build_sections(run_dir, contents)
     finally:
-        _FIGURE_FILES.reset(token)
+        FIGURE_FILES.reset(token)
     title = title or f"SparseSpikformer run: {run_dir.resolve().name}"
     atomic_write_text(out_path, render_page(title, sections))
     return out_path
-
-
-_STYLE = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
-       max-width: 1100px; color: #222; line-height: 1.4; padding: 0 1em; }
-h1 { border-bottom: 2px solid #1f77b4; padding-bottom: .2em; }
-h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
-nav ul { columns: 2; }
-table.table { border-collapse: collapse; font-size: 13px; margin: .8em 0; }
-table.table th, table.table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
-       text-align: right; }
-table.table th { background: #f3f6fa; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption, .note { color: #666; font-size: 13px; }
-code { background: #f3f3f3; padding: 0 .3em; }
-"""
-
-
-def render_page(title: str, sections: Sequence[Section]) -> str:
-    anchors = [f"s{index}" for index in range(len(sections))]
-    toc = "".join(f'<li><a href="#{a}">{html.escape(s.title)}</a></li>'
-                  for a, s in zip(anchors, sections, strict=True))
-    body = "".join(f'<section id="{a}"><h2>{html.escape(s.title)}</h2>{s.body}</section>'
-                   for a, s in zip(anchors, sections, strict=True))
-    if not sections:
-        body = "<p>No result files found in this directory.</p>"
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><nav><ul>{toc}</ul></nav>{body}</body></html>\n")
 
 
 __all__ = ["build_report", "scan_run_dir", "RunContents", "Section", "render_page",

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from sparsespikformer.analysis.sweeps.axes import Axis, Scalar, parse_axes
 from sparsespikformer.analysis.sweeps.constraints import Constraint, parse_constraint
 from sparsespikformer.analysis.sweeps.traces import TraceEntry, canonical_json, parse_trace_entries
-from sparsespikformer.simulator.checks import check_positive_int, check_seed, check_text, is_number
+from sparsespikformer.simulator.checks import check_positive_int, check_seed, check_text
 from sparsespikformer.simulator.errors import InputError, SweepSpecError
 from sparsespikformer.simulator.yaml_file import read_yaml
 
@@ -48,17 +49,7 @@ _TOP_KEYS = {"version", "name", "description", "base", "mode", "samples", "seed"
              "constraints", "traces"}
 _GRID_LIMIT = 5_000_000  # candidates materialised at once; beyond this use mode: random
 _ENUMERATE_LIMIT = 1_000_000  # random mode enumerates every candidate up to this size
-_MAX_AXIS_VALUES = 100_000
 
-Scalar = int | float | str | bool
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept hw-config key and its values, in the order the spec gives them."""
-
-    key: str
-    values: tuple[Scalar, ...]
 
 
 @dataclass(frozen=True)
@@ -130,7 +121,7 @@ def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
     if mode not in MODES:
         raise SweepSpecError(f"{source}: mode: expected one of {MODES}, got {mode!r}")
     samples, seed = _parse_sampling(data, mode, source)
-    axes = _parse_axes(data.get("axes", {}), source)
+    axes = parse_axes(data.get("axes", {}), source)
     constraints = _parse_constraints(data.get("constraints", []), source)
     return SweepSpec(
         source=source,
@@ -181,81 +172,6 @@ def _resolve_base(entry: str, source: Path) -> str:
     if not looks_like_path or Path(entry).is_absolute():
         return entry
     return str(source.parent / entry)
-
-
-def _parse_axes(value: Any, source: Path) -> tuple[Axis, ...]:
-    if not isinstance(value, Mapping):
-        raise SweepSpecError(f"{source}: axes: expected a mapping of dotted keys to values")
-    axes = []
-    for key, spec in value.items():
-        where = f"{source}: axes.{key}"
-        if not isinstance(key, str) or not all(part.isidentifier() for part in key.split(".")):
-            raise SweepSpecError(f"{where}: a key must be a dotted name such as pe_array.rows")
-        values = _axis_values(spec, where)
-        if len(set(map(_hashable, values))) != len(values):
-            raise SweepSpecError(f"{where}: repeated values")
-        axes.append(Axis(key=key, values=tuple(values)))
-    return tuple(axes)
-
-
-def _hashable(value: Scalar) -> tuple[str, Scalar]:
-    # 1 and True are equal in Python; keep them apart
-    return (type(value).__name__, value)
-
-
-def _axis_values(spec: Any, where: str) -> list[Scalar]:
-    if isinstance(spec, list):
-        if not spec:
-            raise SweepSpecError(f"{where}: empty list")
-        for value in spec:
-            if not isinstance(value, (int, float, str, bool)) or _is_nan(value):
-                raise SweepSpecError(f"{where}: values must be numbers, strings or booleans, "
-                                 f"got {value!r}")
-        return list(spec)
-    if isinstance(spec, Mapping) and len(spec) == 1:
-        (kind, args), = spec.items()
-        if kind == "range":
-            return _range_values(args, where)
-        if kind == "log2":
-            return _log2_values(args, where)
-    raise SweepSpecError(f"{where}: expected a list, {{range: [start, stop, step]}} or "
-                     f"{{log2: [lo, hi]}}")
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and not math.isfinite(value)
-
-
-def _numbers(args: Any, count: int, where: str) -> list[int | float]:
-    ok = isinstance(args, list) and len(args) == count and all(map(is_number, args))
-    if not ok:
-        raise SweepSpecError(f"{where}: expected a list of {count} finite numbers, got {args!r}")
-    return args
-
-
-def _range_values(args: Any, where: str) -> list[int | float]:
-    start, stop, step = _numbers(args, 3, f"{where}.range", )
-    if step <= 0 or stop < start:
-        raise SweepSpecError(f"{where}.range: need step > 0 and stop >= start, got {args!r}")
-    count = math.floor((stop - start) / step + 1e-9) + 1  # stop is included when it lands
-    if count > _MAX_AXIS_VALUES:
-        raise SweepSpecError(f"{where}.range: {count} values, more than {_MAX_AXIS_VALUES}")
-    if all(isinstance(a, int) for a in args):
-        return [start + i * step for i in range(count)]
-    # 12 significant digits: 0.1 * 3 is 0.3 in the spec, not 0.30000000000000004
-    return [float(f"{start + i * step:.12g}") for i in range(count)]
-
-
-def _log2_values(args: Any, where: str) -> list[int]:
-    low, high = _numbers(args, 2, f"{where}.log2")
-    if low <= 0 or high < low:
-        raise SweepSpecError(f"{where}.log2: need 0 < lo <= hi, got {args!r}")
-    first, last = math.ceil(math.log2(low) - 1e-12), math.floor(math.log2(high) + 1e-12)
-    if first > last:
-        raise SweepSpecError(f"{where}.log2: no power of two between {low} and {high}")
-    if first < 0:
-        raise SweepSpecError(f"{where}.log2: powers of two below 1 are not supported")
-    return [2 ** e for e in range(first, last + 1)]
 
 
 def _parse_constraints(value: Any, source: Path) -> tuple[Constraint, ...]:

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sparsespikformer.analysis.demo import DemoConfig, run_demo, summary_table
+    from sparsespikformer.analysis.demo import DemoConfig, run_demo
+    from sparsespikformer.analysis.demo_summary import summary_table
 
     config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=not args.no_progress)
     if args.quick:

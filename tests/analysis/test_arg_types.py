@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from sparsespikformer.analysis.cli import arg_types
-from sparsespikformer.model.training.loop import SEED_LIMIT
+from sparsespikformer.simulator.checks import SEED_LIMIT
 
 
 def _parse(kind, text: str, capsys):
@@ -41,5 +41,13 @@ def test_good_values_pass():
     assert arg_types.rng_seed(str(2**32 - 1)) == 2**32 - 1
 
 
-def test_seed_limit_matches_train_config():
-    assert arg_types.SEED_LIMIT == SEED_LIMIT
+def test_seed_limit_is_defined_once():
+    assert arg_types.SEED_LIMIT is SEED_LIMIT == 2**32
+
+
+def test_train_config_takes_the_same_seed_range():
+    pytest.importorskip("torch")
+    from sparsespikformer.model.training.loop import TrainConfig
+    assert TrainConfig(seed=SEED_LIMIT - 1).seed == SEED_LIMIT - 1
+    with pytest.raises(ValueError, match="seed"):
+        TrainConfig(seed=SEED_LIMIT)

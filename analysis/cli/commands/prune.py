@@ -15,28 +15,20 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsespikformer.analysis.cli.arg_types import (
-    finite_float,
-    non_negative_int,
-    positive_int,
-    rng_seed,
+from sparsespikformer.analysis.cli.arg_groups import (
+    SHARED_TRAIN_FLAGS,
+    add_model_and_data,
+    add_shared_training,
+    add_token_selection,
+    train_config_changes,
 )
+from sparsespikformer.analysis.cli.arg_types import finite_float, non_negative_int, positive_int
 from sparsespikformer.simulator.errors import InputError
 
 HELP = "lottery-ticket pruning: iterative magnitude pruning with rewinding, or a baseline"
 
-# CLI flag -> TrainConfig field; unset flags keep the recipe's value.
-_CONFIG_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr", "seed": "seed",
-                 "threads": "num_threads"}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="spikformer_4_64_digits",
-                        help="model preset (see `sparsespikformer list`); default %(default)s")
-    parser.add_argument("--data", default="digits",
-                        help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
-                             "frames:PATH (default %(default)s)")
-    parser.add_argument("--out", required=True, help="output folder (round_XX/, rounds.csv)")
+    add_model_and_data(parser, out_help="output folder (round_XX/, rounds.csv)")
     parser.add_argument("--rounds", type=non_negative_int, default=9,
                         help="pruning rounds after the dense one (default %(default)s: "
                              "1 - 0.75^9 = 92.5%% sparsity)")
@@ -55,21 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: every round)")
     parser.add_argument("--scope", choices=("global", "layer"), default="global",
                         help="rank weights over the whole model or per tensor (default global)")
-    parser.add_argument("--teacher", help="trained dense checkpoint: initialises a "
+    add_token_selection(parser, teacher_help="trained dense checkpoint: initialises a "
                         "sparsespikformer_* model's backbone and is its KL teacher")
-    parser.add_argument("--keep-ratio", type=finite_float,
-                        help="token keep ratio ρ (selector presets)")
-    parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
-                        help="token scorer (selector presets)")
-    parser.add_argument("--img-size", type=positive_int,
-                        help="resize inputs (default: the preset's size)")
-    parser.add_argument("--epochs", type=positive_int,
-                        help="epochs per round (default: the recipe's)")
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
-    parser.add_argument("--seed", type=rng_seed, help="initialisation and shuffling seed")
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_shared_training(parser, epochs_help="epochs per round (default: the recipe's)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         student_state_from_teacher,
     )
 
-    changes = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()
-               if getattr(args, flag) is not None}
+    changes = train_config_changes(args, SHARED_TRAIN_FLAGS)
     train_config = dataclasses.replace(recipe_for(args.preset, args.data), **changes)
     lottery = LotteryConfig(rounds=args.rounds, rate=args.rate, rewind_epoch=args.rewind_epoch,
                             scope=args.scope, baseline=args.baseline, seed=train_config.seed,

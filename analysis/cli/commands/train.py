@@ -4,61 +4,45 @@ from __future__ import annotations
 
 import argparse
 
-from sparsespikformer.analysis.cli.arg_types import (
-    finite_float,
-    non_negative_int,
-    positive_int,
-    rng_seed,
+from sparsespikformer.analysis.cli.arg_groups import (
+    SHARED_TRAIN_FLAGS,
+    add_model_and_data,
+    add_shared_training,
+    add_token_selection,
+    train_config_changes,
 )
+from sparsespikformer.analysis.cli.arg_types import finite_float, non_negative_int, positive_int
 
 HELP = "train a preset on a data set (resumes if --out holds a checkpoint)"
 
-# CLI flag -> TrainConfig field; unset flags keep the recipe's value.
-_CONFIG_FLAGS = {
-    "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+# Flags only `train` takes (CLI flag -> TrainConfig field); unset flags keep the recipe's.
+_TRAIN_ONLY_FLAGS = {
     "weight_decay": "weight_decay", "warmup_epochs": "warmup_epochs", "min_lr": "min_lr",
-    "label_smoothing": "label_smoothing", "mixup": "mixup_alpha", "seed": "seed",
-    "workers": "num_workers", "threads": "num_threads",
+    "label_smoothing": "label_smoothing", "mixup": "mixup_alpha", "workers": "num_workers",
 }
 # Flags passed on to create_model() as preset overrides (recorded for `eval`).
 _ARCHITECTURE_FLAGS = ("depth", "embed_dim", "num_heads", "timesteps")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", default="spikformer_4_64_digits",
-                        help="model preset (see `sparsespikformer list`); default %(default)s")
-    parser.add_argument("--data", default="digits",
-                        help="digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | "
-                             "frames:PATH (default %(default)s)")
-    parser.add_argument("--out", required=True, help="output folder (checkpoint.pt, history.csv)")
-    parser.add_argument("--img-size", type=positive_int,
-                        help="resize inputs (default: the preset's size)")
+    add_model_and_data(parser, out_help="output folder (checkpoint.pt, history.csv)")
     parser.add_argument("--depth", type=positive_int, help="override the preset's number of blocks")
     parser.add_argument("--embed-dim", type=positive_int,
                         help="override the preset's embedding width")
     parser.add_argument("--num-heads", type=positive_int,
                         help="override the preset's attention heads")
     parser.add_argument("--timesteps", type=positive_int, help="override the preset's T (images)")
-    parser.add_argument("--epochs", type=positive_int, help="epochs (default: the recipe's)")
-    parser.add_argument("--batch-size", type=positive_int)
-    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    add_shared_training(parser, epochs_help="epochs (default: the recipe's)")
     parser.add_argument("--weight-decay", type=finite_float)
     parser.add_argument("--warmup-epochs", type=finite_float)
     parser.add_argument("--min-lr", type=finite_float)
     parser.add_argument("--label-smoothing", type=finite_float)
     parser.add_argument("--mixup", type=finite_float, help="mixup alpha (0 = off)")
-    parser.add_argument("--seed", type=rng_seed)
     parser.add_argument("--workers", type=non_negative_int,
                         help="image decoding processes (imagefolder)")
-    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    # token selection (sparsespikformer_* presets; see model/selector_training.py)
-    parser.add_argument("--teacher", help="trained dense checkpoint: the selector model starts "
-                        "from it and trains with CE + 2.0 ratio MSE + 0.5 KL to it")
-    parser.add_argument("--keep-ratio", type=finite_float,
-                        help="token keep ratio ρ (selector presets)")
-    parser.add_argument("--scorer", choices=("learned", "firing_rate", "random"),
-                        help="token scorer (selector presets)")
+    # token selection (sparsespikformer_* presets; see model/training/selector_training.py)
+    add_token_selection(parser, teacher_help="trained dense checkpoint: the selector model "
+                        "starts from it and trains with CE + 2.0 ratio MSE + 0.5 KL to it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
     architecture = {name: getattr(args, name) for name in _ARCHITECTURE_FLAGS
                     if getattr(args, name) is not None}
     preset_config = get_preset_config(args.preset, **architecture)
-    changes = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()
-               if getattr(args, flag) is not None}
+    changes = train_config_changes(args, {**SHARED_TRAIN_FLAGS, **_TRAIN_ONLY_FLAGS})
     config = dataclasses.replace(recipe_for(args.preset, args.data), **changes)
     img_size = args.img_size or preset_config.img_size
     train_set = load_dataset(args.data, "train", img_size=img_size)

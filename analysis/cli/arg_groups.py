@@ -1,0 +1,50 @@
+"""Argument groups that several commands share, each defined once: the model and data a
+command trains on (`train`, `prune`), the training knobs they both expose, and token
+selection. `train_config_changes` maps the set flags onto `TrainConfig` fields.
+No torch import here: every command's parser is built for `--help`."""
+
+from __future__ import annotations
+
+import argparse
+
+from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
+
+DATA_HELP = "digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | frames:PATH"
+SCORERS = ("learned", "firing_rate", "random")
+# CLI flag -> TrainConfig field, for the flags both `train` and `prune` take.
+SHARED_TRAIN_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+                      "seed": "seed", "threads": "num_threads"}
+
+
+def add_model_and_data(parser: argparse.ArgumentParser, *, out_help: str) -> None:
+    """--preset, --data, --out, --img-size."""
+    parser.add_argument("--preset", default="spikformer_4_64_digits",
+                        help="model preset (see `sparsespikformer list`); default %(default)s")
+    parser.add_argument("--data", default="digits", help=f"{DATA_HELP} (default %(default)s)")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--img-size", type=positive_int,
+                        help="resize inputs (default: the preset's size)")
+
+
+def add_shared_training(parser: argparse.ArgumentParser, *, epochs_help: str) -> None:
+    """--epochs, --batch-size, --lr, --seed, --threads, --no-progress."""
+    parser.add_argument("--epochs", type=positive_int, help=epochs_help)
+    parser.add_argument("--batch-size", type=positive_int, help="global batch size")
+    parser.add_argument("--lr", type=finite_float, help="peak learning rate")
+    parser.add_argument("--seed", type=rng_seed, help="initialisation and shuffling seed")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_token_selection(parser: argparse.ArgumentParser, *, teacher_help: str) -> None:
+    """--teacher, --keep-ratio, --scorer (sparsespikformer_* presets)."""
+    parser.add_argument("--teacher", help=teacher_help)
+    parser.add_argument("--keep-ratio", type=finite_float,
+                        help="token keep ratio ρ (selector presets)")
+    parser.add_argument("--scorer", choices=SCORERS, help="token scorer (selector presets)")
+
+
+def train_config_changes(args: argparse.Namespace, flags: dict[str, str]) -> dict:
+    """{TrainConfig field: value} for every flag in `flags` that was given."""
+    return {field: getattr(args, flag) for flag, field in flags.items()
+            if getattr(args, flag) is not None}

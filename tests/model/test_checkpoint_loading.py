@@ -17,9 +17,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from sparsespikformer.model import create_model
+from sparsespikformer.model import create_model, list_models
 from sparsespikformer.model.nn.config import SpikformerConfig
 from sparsespikformer.model.nn.spikformer import Spikformer
+from sparsespikformer.model.training.checkpoint_architecture import architecture_of
+from sparsespikformer.model.training.selector_training import load_teacher_for
 from sparsespikformer.model.training.weights import SHOWN_KEYS, load_model_weights
 from sparsespikformer.simulator.errors import CheckpointError
 
@@ -304,3 +306,27 @@ def test_unsafe_globals_are_refused_by_name_never_run(tmp_path):
             f"{__name__}.Payload, which torch.load(weights_only=True) does not load")):
         load_model_weights(tiny(), tmp_path / "c.pth")
     assert not Payload.ran
+
+
+# ---------------------------------------------------------------- architecture from keys
+
+@pytest.mark.parametrize("preset", list_models())
+def test_architecture_read_from_keys_is_the_presets_config(preset):
+    with torch.device("meta"):
+        model = create_model(preset)
+    config = model.config
+    learned = config.selector_blocks if getattr(config, "scorer", None) == "learned" else ()
+    found = architecture_of(model.state_dict())
+    assert (found.form, found.depth, found.embed_dim, found.num_classes, found.in_channels,
+            found.learned_selectors) == (config.form, config.depth, config.embed_dim,
+                                         config.num_classes, config.in_channels, tuple(learned))
+
+
+def test_teacher_is_read_by_the_same_loader(tmp_path):
+    """`train --teacher` / `prune --teacher` take a reference timm checkpoint as well."""
+    student = create_model("sparsespikformer_4_64_digits", depth=2, embed_dim=16, num_heads=2,
+                           selector_blocks=(1,))
+    dense = tiny(seed=4, depth=2)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in dense.state_dict().items()},
+                "args": timm_args(), "epoch": 9}, tmp_path / "model_best.pth.tar")
+    assert_holds(load_teacher_for(student, tmp_path / "model_best.pth.tar"), dense)

@@ -265,3 +265,16 @@ def test_event_file_errors_name_the_file(tmp_path, monkeypatch):
         load_dataset(f"events:{tmp_path}", "train")
     with pytest.raises(DataError, match=f"data folder not found: {tmp_path / 'none'}"):
         load_dataset(f"events:{tmp_path / 'none'}", "train")
+
+
+def test_aedat4_without_the_aedat_package_says_what_to_install(tmp_path):
+    pytest.importorskip("tonic.io")
+    try:
+        import aedat  # noqa: F401
+        pytest.skip("the aedat package is installed")
+    except ImportError:
+        pass
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "r.aedat4").write_bytes(b"#!AER-DAT4.0\r\n")
+    with pytest.raises(DataError, match=r"r.aedat4: reading .aedat4 needs the aedat package"):
+        load_dataset(f"events:{tmp_path}", "train")

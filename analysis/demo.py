@@ -178,7 +178,7 @@ def _train_student(ctx: DemoContext, teacher, name: str, masks=None):
 
 
 def _load_student(ctx: DemoContext, name: str):
-    from sparsespikformer.model.training.checkpoint import load_model_weights
+    from sparsespikformer.model.training.weights import load_model_weights
 
     student = _student(ctx)
     load_model_weights(student, ctx.config.out_dir / name / "checkpoint.pt")

@@ -25,7 +25,7 @@ from sparsespikformer.model import create_model, get_preset_config
 from sparsespikformer.model.data import load_dataset
 from sparsespikformer.model.tracing.record import layer_shapes, record_trace
 from sparsespikformer.model.tracing.recorder import recorded_modules
-from sparsespikformer.model.training.checkpoint import load_model_weights
+from sparsespikformer.model.training.weights import load_model_weights
 from sparsespikformer.simulator.synthetic import synthetic_trace
 
 

@@ -4,11 +4,15 @@ Our modules carry the reference's names, so a reference state dict maps 1:1 once
 wrapping is removed and the entries of modules we do not build are dropped: the per-block
 ``norm1`` / ``norm2`` LayerNorms (defined, never called), and in the DVS model the unused
 ``pos_embed`` parameter and final ``norm`` LayerNorm.
+
+These two functions are the model-free view of the one checkpoint loader
+(`sparsespikformer.model.training.weights`): they unwrap every container and wrapper prefix
+that loader does, without a model to compare against. To load into a model, with errors that
+say why weights do not fit, use `load_model_weights(model, path)`.
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -18,52 +22,45 @@ import torch
 
 from sparsespikformer.simulator.errors import CheckpointError
 
-_WRAPPER_KEYS = ("state_dict", "model")
-_PARALLEL_PREFIX = "module."
-_UNUSED_KEYS = re.compile(r"^(block\.\d+\.norm[12]\.(weight|bias)|pos_embed|norm\.(weight|bias))$")
+UNUSED_REFERENCE_KEYS = re.compile(
+    r"^(block\.\d+\.norm[12]\.(weight|bias)|pos_embed|norm\.(weight|bias))$")
+# Top-level names of a Spikformer's state dict: what stands before them is a wrapper prefix.
+SPIKFORMER_ROOTS = frozenset({"patch_embed", "block", "head", "token_selectors"})
 
 
-def convert_reference_state_dict(checkpoint: Mapping) -> OrderedDict[str, torch.Tensor]:
+def convert_reference_state_dict(checkpoint: Mapping, *, ema: bool = False,
+                                 path: str = "reference checkpoint"
+                                 ) -> OrderedDict[str, torch.Tensor]:
     """A state dict that `Spikformer.load_state_dict(..., strict=True)` accepts.
 
-    `checkpoint` is a reference state dict, optionally wrapped as {'state_dict': ...} or
-    {'model': ...} (timm checkpoints), with or without DataParallel 'module.' prefixes.
+    `checkpoint` is a reference state dict, bare or in any container the one loader knows
+    ({'state_dict': ...}, {'model': ...}, timm's 'state_dict_ema' with `ema`, ...), with any
+    wrapper prefixes ('module.', '_orig_mod.', ...).
+
+    Raises:
+        CheckpointError: not a mapping, no weights in it, or only unused entries.
     """
-    state = _unwrap(checkpoint)
-    converted: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for key, value in state.items():
-        if not isinstance(key, str):
-            raise CheckpointError(f"reference checkpoint: non-string key {key!r}")
-        name = key[len(_PARALLEL_PREFIX):] if key.startswith(_PARALLEL_PREFIX) else key
-        if _UNUSED_KEYS.match(name):
-            continue
-        if not isinstance(value, torch.Tensor):
-            raise CheckpointError(f"reference checkpoint: entry {key!r} is not a tensor")
-        converted[name] = value
-    if not converted:
-        raise CheckpointError("reference checkpoint: no model weights found")
-    return converted
+    from sparsespikformer.model.training.weights import model_weights_in
+
+    if not isinstance(checkpoint, Mapping):
+        raise CheckpointError(
+            f"{path} must be a mapping, got {type(checkpoint).__name__}")
+    state, _ = model_weights_in(checkpoint, path, roots=set(SPIKFORMER_ROOTS), ema=ema)
+    if not state:
+        raise CheckpointError(f"{path}: no model weights found")
+    return OrderedDict(state)
 
 
-def load_reference_checkpoint(path: str | Path) -> OrderedDict[str, torch.Tensor]:
-    """Reads a reference checkpoint file (weights only) and converts it."""
+def load_reference_checkpoint(path: str | Path, *, ema: bool = False
+                              ) -> OrderedDict[str, torch.Tensor]:
+    """Reads a reference checkpoint file (weights only) and converts it.
+
+    Raises:
+        FileNotFoundError: no such file. CheckpointError: see `convert_reference_state_dict`.
+    """
+    from sparsespikformer.model.training.checkpoint import load_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"reference checkpoint not found: {path}")
-    # timm's checkpoint saver stores the argparse Namespace of the run next to the weights.
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(f"{path}: not a state dict or checkpoint dict")
-    return convert_reference_state_dict(checkpoint)
-
-
-def _unwrap(checkpoint: Mapping) -> Mapping:
-    if not isinstance(checkpoint, Mapping):
-        raise CheckpointError(
-            f"reference checkpoint must be a mapping, got {type(checkpoint).__name__}")
-    for key in _WRAPPER_KEYS:
-        inner = checkpoint.get(key)
-        if isinstance(inner, Mapping):
-            return inner
-    return checkpoint
+    return convert_reference_state_dict(load_checkpoint(path), ema=ema, path=str(path))

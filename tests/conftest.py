@@ -18,6 +18,8 @@ requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (the mode
 if not HAS_TORCH:
     collect_ignore_glob = [
         "model/*",
+        "analysis/test_cli_checkpoints.py",
+        "analysis/test_cli_event_data.py",
         "analysis/test_cli_prune.py",
         "analysis/test_cli_train.py",
         "analysis/test_cli_trace.py",

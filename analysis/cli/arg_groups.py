@@ -9,7 +9,8 @@ import argparse
 
 from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
 
-DATA_HELP = "digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | frames:PATH"
+DATA_HELP = ("digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | frames:PATH | "
+             "events:PATH[?frames=T&split_by=number|time&size=HxW]")
 SCORERS = ("learned", "firing_rate", "random")
 # CLI flag -> TrainConfig field, for the flags both `train` and `prune` take.
 SHARED_TRAIN_FLAGS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr",

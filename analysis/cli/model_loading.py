@@ -1,7 +1,10 @@
 """Build the model a CLI command works on: a preset, optionally a checkpoint, and its data.
 
 `train` records the preset, data spec and image size in a checkpoint's metadata, so
-`eval` and `trace` need only `--checkpoint`; explicit arguments win.
+`eval` and `trace` need only `--checkpoint`; explicit arguments win. Any other checkpoint
+(the reference code's timm checkpoints, DataParallel / EMA / compiled-model state dicts, ...)
+goes through the same loader (`model/training/weights.py`) and needs `--preset`; without it
+the error names the presets whose architecture the weights have.
 """
 
 from __future__ import annotations
@@ -22,18 +25,23 @@ class LoadedModel:
 
 
 def load_model_for_data(*, preset: str | None, checkpoint: str | None, data: str | None,
-                        split: str, img_size: int | None = None):
-    """The model (weights loaded if `checkpoint`) and the dataset split it runs on."""
+                        split: str, img_size: int | None = None, ema: bool = False):
+    """The model (weights loaded if `checkpoint`; its EMA copy if `ema`) and the dataset
+    split it runs on."""
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.data import load_dataset
-    from sparsespikformer.model.training.checkpoint import apply_model_weights, load_checkpoint
+    from sparsespikformer.model.training.checkpoint import is_training_checkpoint, load_checkpoint
     from sparsespikformer.model.training.recipes import model_overrides_for
+    from sparsespikformer.model.training.weights import apply_model_weights
 
+    if ema and not checkpoint:
+        raise InputError("--ema needs --checkpoint")
     state = load_checkpoint(checkpoint) if checkpoint else {}
-    metadata = _checked_metadata(state, checkpoint)
+    metadata = _checked_metadata(state, checkpoint) if is_training_checkpoint(state) else {}
     preset = preset or metadata.get("preset")
     if preset is None:
-        raise InputError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset")
+        raise InputError(f"{checkpoint}: no preset recorded in the checkpoint; pass --preset"
+                         f"{_matching_presets(state, checkpoint, ema)}")
     data = data or metadata.get("data", "digits")
     # The architecture the checkpoint was trained with, if it was trained as this preset.
     trained_as = dict(metadata.get("overrides", {})) if metadata.get("preset") == preset else {}
@@ -48,8 +56,31 @@ def load_model_for_data(*, preset: str | None, checkpoint: str | None, data: str
     model = create_model(preset, **{**trained_as,
                                     **model_overrides_for(preset_config, dataset.info)})
     if checkpoint:
-        apply_model_weights(model, state, checkpoint)
+        apply_model_weights(model, state, checkpoint, ema=ema, model_label=f"--preset {preset}")
     return LoadedModel(model, preset, data, img_size, metadata), dataset
+
+
+def _matching_presets(state: dict, checkpoint: str | None, ema: bool) -> str:
+    """' (checkpoint is spikformer 4-384 CIFAR form; presets of that form and size: ...)'."""
+    import torch
+
+    from sparsespikformer.model import create_model, list_models
+    from sparsespikformer.model.reference_checkpoint import SPIKFORMER_ROOTS
+    from sparsespikformer.model.training.checkpoint_architecture import architecture_of
+    from sparsespikformer.model.training.weights import model_weights_in
+
+    weights, _ = model_weights_in(state, checkpoint, roots=set(SPIKFORMER_ROOTS), ema=ema)
+    found = architecture_of(weights)
+    if found.form is None:
+        return f" (checkpoint is {found.name()})"
+    with torch.device("meta"):   # shapes only: no memory, no initialisation
+        bundled = {name: architecture_of(create_model(name).state_dict())
+                   for name in list_models()}
+    # the same in every respect (classes, channels, selectors), else the same form and size
+    matching = ([n for n, arch in bundled.items() if arch == found]
+                or [n for n, arch in bundled.items() if arch.name() == found.name()])
+    presets = ", ".join(matching) if matching else "none bundled"
+    return f" (checkpoint is {found.name()}; matching presets: {presets})"
 
 
 # What `train` records in a checkpoint's metadata, and the type each value must have.

@@ -1,6 +1,14 @@
-"""Neuromorphic (event-camera) data, pre-binned into frame tensors.
+"""Neuromorphic (event-camera) data, pre-binned into frame tensors: `frames:PATH`.
 
-Format (one `.npz` per split, written with `numpy.savez` or `savez_compressed`):
+Two layouts, told apart by what PATH holds:
+
+* this project's: PATH/train.npz and PATH/test.npz, every sample of a split in one file
+  (below);
+* the reference DVS pipeline's: one `.npz` per sample in class folders (key `frames`,
+  (T, 2, H, W)), read lazily by `frame_folders` (spikingjelly's frames_number_* folders).
+
+This project's format (one `.npz` per split, written with `numpy.savez` or
+`savez_compressed`):
 
     PATH/train.npz, PATH/test.npz, each holding
       frames       (N, T, C, H, W)  event counts per time bin and polarity channel
@@ -23,6 +31,8 @@ import numpy as np
 import torch
 
 from sparsespikformer.model.data.base import BatchTransform, DatasetInfo, InMemoryDataset
+from sparsespikformer.model.data.frame_folders import load_frame_folders
+from sparsespikformer.model.data.sample_folders import FolderSampleDataset
 from sparsespikformer.simulator.errors import DataError
 from sparsespikformer.simulator.trace import NPZ_READ_ERRORS
 
@@ -31,7 +41,7 @@ FRAMES_NDIM = 5   # (N, T, C, H, W)
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise FileNotFoundError(f"frames file not found: {path}")
+        raise DataError(f"frames file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
@@ -69,12 +79,30 @@ def _largest_label(root: Path, split: str) -> int:
     return int(labels.max(initial=-1))
 
 
+def load_frames(root: str | Path, split: str, img_size: int | None = None
+                ) -> InMemoryDataset | FolderSampleDataset:
+    """`split` of the frames at `root`, in whichever layout it has (module docstring).
+
+    Raises:
+        DataError: no such folder, or neither layout, or a file that cannot be used.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"frames folder not found: {root}")
+    if any((root / f"{name}.npz").is_file() for name in ("train", "test")):
+        return load_frames_split(root, split, img_size)
+    if not any(p.is_dir() for p in root.iterdir()):
+        raise DataError(f"{root}: neither train.npz / test.npz (one file per split) nor "
+                        f"folders of per-sample .npz frames")
+    return load_frame_folders(root, split, img_size)
+
+
 def load_frames_split(root: str | Path, split: str, img_size: int | None = None
                       ) -> InMemoryDataset:
     """PATH/<split>.npz as a dataset of float (T, C, H, W) samples."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"frames folder not found: {root}")
+        raise DataError(f"frames folder not found: {root}")
     path = root / f"{split}.npz"
     arrays = _read_npz(path)
     frames, labels = _check_arrays(path, arrays)

@@ -17,7 +17,18 @@ Two modes, chosen by `self.training`:
 Scorers: `learned` (MLP D → D/2 → 2 with log-softmax on each token's
 time-averaged spikes, i.e. its firing rates per channel), `firing_rate` (no
 parameters: a token's mean activity over time and channels) and `random` (the
-baseline; re-seeded on every forward pass so evaluation is deterministic).
+baseline).
+
+What a selector keeps is a function of the image alone (`token_ranking`): one top-k
+rule, ties to the lowest token index, in both modes; scores computed per sample, so
+neither the batch size, nor the sample's place in its batch, nor the device matters:
+scores are computed on the CPU from the device's tensors (firing rates as exact sums of
+the integer residual stream; the learned MLP in float64 one sample at a time; the random
+baseline's draws seeded by a hash of the sample's tokens). Hence the parameter-free
+scorers' training masks keep exactly the tokens inference gathers. The learned scorer's
+training-mode decision is different by design: a Gumbel-softmax sample (the paper's
+training method, noise from the global generator); its inference decision follows the
+rule.
 """
 
 from __future__ import annotations
@@ -27,7 +38,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
+from sparsespikformer.model.nn.token_ranking import per_sample_uniforms, top_tokens
 from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.tokens import kept_token_count
 
@@ -101,17 +114,41 @@ class TokenSelector(nn.Module):
         rates = x.mean(dim=0)                                  # (B, N, C) time-averaged spikes
         return F.log_softmax(self.mlp(rates), dim=-1)          # (B, N, 2)
 
-    def scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Score (B, N) per token; higher is kept first."""
+    @torch.no_grad()
+    def scores(self, x: torch.Tensor, alive: torch.Tensor | None = None) -> torch.Tensor:
+        """Score (B, N) per token, higher kept first, -inf where `alive` (B, N) is 0.
+
+        A function of each sample's tokens alone, computed on the CPU (float64) from the
+        device's tensors, so the decision does not depend on the batch or the device.
+        Returned on the CPU; on the meta device (shape-only passes) an empty meta tensor.
+        """
+        alive = self._alive(x, alive)
+        if x.is_meta:
+            if self.mlp is not None:     # the MLP's shapes for gflops and layer tables
+                self.mlp(x.mean(dim=0))
+            return torch.empty(alive.shape, device="meta")
         if self.scorer == "learned":
-            return self.keep_log_probs(x)[..., KEEP]
-        if self.scorer == "firing_rate":
-            return x.mean(dim=(0, 3))                          # (B, N) mean over T and C
-        shape = (x.shape[1], x.shape[2])
-        if self.training:   # fresh draws from the (seeded) global generator every step
-            return torch.rand(shape, device=x.device)
-        generator = torch.Generator().manual_seed(self.seed * 1009 + self.ordinal)
-        return torch.rand(shape, generator=generator).to(x.device)
+            scores = self._learned_scores(x)
+        elif self.scorer == "firing_rate":
+            # Σ over T and C: exact in float32 for the residual stream's small integers
+            # (below 2**24), on any device, so equal rates tie exactly; the mean orders
+            # tokens as the sum does.
+            total = x.sum(dim=(0, 3), dtype=torch.float32).to("cpu", torch.float64)
+            scores = total / (x.shape[0] * x.shape[3])
+        else:
+            scores = per_sample_uniforms(x, alive, self.seed, self.ordinal)
+        return scores.masked_fill(alive.to("cpu") == 0, float("-inf"))
+
+    def _learned_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(keep) (B, N) in float64 on the CPU, one sample at a time: the same
+        arithmetic for every batch size and device. Calls the MLP modules, so the trace
+        recorder and gflops see (and count) it, one sample per call."""
+        rates = x.mean(dim=0).to("cpu", torch.float64)        # (B, N, C) time-averaged
+        params = {name: p.detach().to("cpu", torch.float64)
+                  for name, p in self.mlp.named_parameters()}
+        rows = [functional_call(self.mlp, params, (sample[None],))   # (1, N, 2)
+                for sample in rates]
+        return F.log_softmax(torch.cat(rows), dim=-1)[..., KEEP]     # (B, N)
 
     # ---- forward -------------------------------------------------------------------
     def forward(self, x: torch.Tensor, keep_mask: torch.Tensor | None = None
@@ -133,9 +170,7 @@ class TokenSelector(nn.Module):
             decision = F.gumbel_softmax(log_probs, tau=self.gumbel_tau, hard=True)[..., KEEP]
             mask = alive * decision                            # cumulative: dropped stays dropped
         else:
-            scores = self.scores(x).masked_fill(alive == 0, float("-inf"))
-            n_keep = min(self.n_keep, x.shape[2])
-            top = scores.topk(n_keep, dim=1).indices           # (B, n_keep)
+            top = self._decide(x, alive)                       # (B, n_keep), as inference
             mask = torch.zeros_like(alive).scatter_(1, top, 1.0) * alive
         self.last_keep_mask = mask.detach()
         self.last_kept_fraction = mask.sum(dim=1) / self.n_tokens0
@@ -143,17 +178,14 @@ class TokenSelector(nn.Module):
         return mask
 
     @torch.no_grad()
-    def _select_indices(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
-        scores = self.scores(x)                                # (B, N)
-        if keep_mask is not None:
-            scores = scores.masked_fill(keep_mask == 0, float("-inf"))
-        n_keep = min(self.n_keep, x.shape[2])
-        top = scores.topk(n_keep, dim=1).indices               # (B, n_keep)
-        return top.sort(dim=1).values                          # keep the tokens' order
+    def _decide(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
+        """Local indices (B, n_keep), increasing, of the tokens to keep: `top_tokens`."""
+        top = top_tokens(self.scores(x, keep_mask), min(self.n_keep, x.shape[2]))
+        return top.to(x.device)
 
     def _gather_kept(self, x: torch.Tensor, keep_mask: torch.Tensor | None) -> torch.Tensor:
         T, B, N, C = x.shape
-        local = self._select_indices(x, keep_mask)             # (B, n_keep) into this input
+        local = self._decide(x, keep_mask)                     # (B, n_keep) into this input
         index = local[None, :, :, None].expand(T, B, local.shape[1], C)
         kept = x.gather(2, index)                              # (T, B, n_keep, C)
         self._record_original_indices(local, B, N, x.device)

@@ -30,10 +30,10 @@ from sparsespikformer.model.pruning.masks import Masks, check_masks_match, load_
 from sparsespikformer.model.training.checkpoint import (
     is_state_dict,
     load_checkpoint,
-    load_model_weights,
     require_keys,
 )
 from sparsespikformer.model.training.loop import SPEED_ONLY_FIELDS, TrainConfig
+from sparsespikformer.model.training.weights import load_model_weights
 from sparsespikformer.simulator.atomic import atomic_path, atomic_write_text
 from sparsespikformer.simulator.errors import InputError
 

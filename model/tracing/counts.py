@@ -175,6 +175,19 @@ def _tap_selector(size: int, out_size: int, taps: int, stride: int, padding: int
     return selector
 
 
+def taps_inside(geometry: ConvGeometry, height: int, width: int) -> int:
+    """(output position, kernel tap) pairs whose tap reads inside the (H, W) input, i.e.
+    not a padding zero: Σ_i rows(i) · Σ_j cols(j), rows(i) the output rows whose tap row i
+    lands inside. Times C_in · C_out it is NeuroBench's dense count of a conv, which runs
+    the layer with all-ones weights on an all-ones input (padding stays zero)."""
+    (kh, kw), (h_out, w_out) = geometry.kernel, geometry.out_hw
+    rows = _tap_selector(height, h_out, kh, geometry.stride[0], geometry.padding[0],
+                         geometry.dilation[0], torch.float64)
+    cols = _tap_selector(width, w_out, kw, geometry.stride[1], geometry.padding[1],
+                         geometry.dilation[1], torch.float64)
+    return int(rows.sum()) * int(cols.sum())
+
+
 def conv_tap_sums(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats) -> torch.Tensor:
     """S[b, c, i, j] = Σ over output positions of the input value kernel tap (i, j) reads.
 

@@ -9,7 +9,6 @@ table (for `synthetic_trace`) costs no compute and no weights.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from sparsespikformer.model.nn.token_selector import token_selectors_of
 from sparsespikformer.model.pruning.masks import model_weight_sparsity
 from sparsespikformer.model.tracing.counts import LayerCounts
+from sparsespikformer.model.tracing.neurobench import neurobench_metrics
 from sparsespikformer.model.tracing.recorder import LayerRecord, TraceRecorder, _block_of
 from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
@@ -84,7 +84,7 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
         num_samples=samples, weight_sparsity=model_weight_sparsity(model),
         selector_scorer=_selector_scorer(model), keep_ratios=_keep_ratios(model),
         accuracy=None if labels is None else correct / samples, seed=seed,
-        neurobench=neurobench_metrics(model, recorder.records.values(), counts),
+        neurobench=neurobench_metrics(model, recorder.records.values(), samples),
         real_stats_samples=described,
     )
     layers = pd.DataFrame(list(rows))
@@ -160,44 +160,6 @@ def _selector_scorer(model: nn.Module) -> str | None:
 
 def _keep_ratios(model: nn.Module) -> list[float]:
     return [s.keep_ratio ** s.ordinal for s in token_selectors_of(model)]
-
-
-def neurobench_metrics(model: nn.Module, records: Iterable[LayerRecord],
-                       counts: dict[str, LayerCounts]) -> dict:
-    """NeuroBench's static and workload metrics under its own names (REFERENCE.md).
-
-    Its synaptic-operation count covers nn.Linear / nn.Conv* only (no attention products);
-    a layer whose input is all in {-1, 0, 1} counts as accumulates, any other as MACs.
-    """
-    records = list(records)
-    synaptic = [r for r in records if r.kind in ("conv", "linear", "head", "selector")
-                and r.weight is not None]
-    neurons = [r for r in records if r.kind == "lif"]
-    weights = [m.weight for m in model.modules()
-               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    spikes = sum(r.out_nonzero for r in neurons)
-    outputs = sum(r.out_count for r in neurons)
-
-    def pairs(record: LayerRecord) -> float:
-        return float(counts[record.name].nonzero_pairs.mean())
-
-    unit = [r for r in synaptic if r.values_binary or _ternary(r)]
-    return {
-        "activation_sparsity": 1.0 - spikes / outputs if outputs else 0.0,
-        "connection_sparsity": (sum(int((w == 0).sum()) for w in weights)
-                                / max(sum(w.numel() for w in weights), 1)),
-        "synaptic_operations": {
-            "Effective_MACs": sum(pairs(r) for r in synaptic if r not in unit),
-            "Effective_ACs": sum(pairs(r) for r in unit),
-            "Dense": sum(float(r.timesteps * np.prod(r.gemm)) for r in synaptic),
-        },
-        "footprint": sum(t.numel() * t.element_size()
-                         for t in list(model.parameters()) + list(model.buffers())),
-    }
-
-
-def _ternary(record: LayerRecord) -> bool:
-    return record.values_integer and record.value_min >= -1 and record.value_max <= 1
 
 
 def layer_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> pd.DataFrame:

@@ -41,6 +41,7 @@ from sparsespikformer.model.tracing.counts import (
     reduce_product_output,
     reduce_tokens,
     sum_f64,
+    taps_inside,
     token_events_counts,
 )
 from sparsespikformer.model.tracing.tensor_stats import (
@@ -85,7 +86,9 @@ class LayerRecord:
     out_count: int = 0
     operand_nonzero: float = 0.0
     operand_count: int = 0
+    taps_inside: int | None = None  # convs: (output, tap) pairs off the padding (counts.py)
     batch_counts: list[LayerCounts] = field(default_factory=list)
+    batch_ternary: list[bool] = field(default_factory=list)  # each batch's input in {-1, 0, 1}
 
     def set_weight(self, weight: torch.Tensor) -> None:
         if self.weight is None:  # weights do not change while recording
@@ -175,6 +178,7 @@ class TraceRecorder:
         they give the input's total unless it has negative values) and `nonzero` (None:
         count it here)."""
         record.batch_counts.append(counts)
+        record.batch_ternary.append(stats.integer and stats.low >= -1 and stats.high <= 1)
         events = float(counts.in_events.sum())
         if stats.binary:
             nonzero = events
@@ -248,11 +252,12 @@ class TraceRecorder:
         record.tokens_in, record.tokens_out = height * width, h_out * w_out
         record.gemm = (h_out * w_out, c_out, c_in * kh * kw, 1)
         record.set_weight(module.weight)
+        geometry = ConvGeometry((kh, kw), (h_out, w_out), module.stride, module.padding,
+                                module.dilation)
+        record.taps_inside = taps_inside(geometry, height, width)
         if self.shapes_only:
             return
         stats = self._cache.stats(x)
-        geometry = ConvGeometry((kh, kw), (h_out, w_out), module.stride, module.padding,
-                                module.dilation)
         reduced = reduce_conv(frames, geometry, stats, self._cache.scratch)
         self._observe_batch_input(record, x, stats,
                                   conv_counts_from(reduced, c_out, record.fanout))

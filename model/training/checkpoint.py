@@ -8,18 +8,20 @@ pickled classes), so loading it cannot run code:
      'torch_rng': ByteTensor, 'history': [ {column: float, ...}, ... ],
      'config': {TrainConfig fields}, 'metadata': {str: plain value}}
 
-`load_model_weights` also accepts a bare state dict, e.g. one converted from
-the reference Spikformer code.
+Files written by other code are read the same way, with exactly the known-safe globals
+their containers need allowed (`SAFE_GLOBALS`); `weights_only` is never turned off. Putting
+the weights in them into a model is `model/training/weights.py`'s job (`load_model_weights`).
 """
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from sparsespikformer.model.training.checkpoint_layout import is_state_dict
 from sparsespikformer.simulator.atomic import atomic_write_with
 from sparsespikformer.simulator.errors import CheckpointError
 
@@ -32,18 +34,30 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     atomic_write_with(path, lambda tmp: torch.save(state, tmp))
 
 
+# Globals a checkpoint may pickle besides tensors and plain containers. timm's CheckpointSaver
+# (the reference Spikformer's train.py) and the reference DVS train.py store the run's
+# argparse.Namespace under 'args'; a Namespace only sets attributes, so it cannot run code.
+SAFE_GLOBALS = (argparse.Namespace,)
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint safely; errors name the file."""
+    """Read a checkpoint safely (`torch.load(weights_only=True)` with `SAFE_GLOBALS`).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, not a dict, or it pickles a global not in SAFE_GLOBALS
+            (named, with what to do instead).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_GLOBALS)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         # torch's own message suggests weights_only=False, which would run pickled code: no.
-        raise CheckpointError(f"{path}: not a readable checkpoint (torch.load with "
-                         f"weights_only=True refused it: not a PyTorch file, or it pickles "
-                         f"arbitrary objects)") from err
+        raise CheckpointError(f"{path}: not a readable checkpoint "
+                              f"({_refusal_reason(path)})") from err
     except OSError:
         raise
     except Exception as err:
@@ -55,15 +69,23 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def _refusal_reason(path: Path) -> str:
+    """Why torch.load(weights_only=True) refused `path`, naming the unsafe globals if any."""
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint at all: nothing more to say
+        unsafe = []
+    if not unsafe:
+        return ("torch.load with weights_only=True refused it: not a PyTorch file, or it "
+                "pickles arbitrary objects")
+    return (f"it pickles {', '.join(unsafe)}, which torch.load(weights_only=True) does not "
+            f"load because unpickling it could run code; re-save the weights with "
+            f"torch.save(model.state_dict(), PATH)")
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
-
-
-def is_state_dict(value) -> bool:
-    """A dict of tensors keyed by parameter names (may be empty)."""
-    return isinstance(value, dict) and all(isinstance(k, str) and torch.is_tensor(v)
-                                           for k, v in value.items())
 
 
 def require_keys(state: dict, keys, path: str | Path) -> None:
@@ -112,30 +134,10 @@ def _check_version(state: dict, path: str | Path) -> None:
                          f"{CHECKPOINT_VERSION}")
 
 
-def model_state_from(state: dict, path: str | Path) -> dict:
-    """The model's state dict inside a training checkpoint, or `state` itself."""
-    if is_training_checkpoint(state):
-        _check_version(state, path)
-        require_keys(state, ["model"], path)
-        if not is_state_dict(state["model"]):
-            raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
-        return state["model"]
-    if is_state_dict(state):
-        return state
-    raise CheckpointError(f"{path}: neither a training checkpoint nor a state dict")
-
-
-def apply_model_weights(model: nn.Module, state: dict, path: str | Path) -> None:
-    """Load the weights in `state` (read from `path`) into `model`, strictly."""
-    try:
-        model.load_state_dict(model_state_from(state, path), strict=True)
-    except RuntimeError as err:
-        summary = " ".join(str(err).split())[:300]
-        raise CheckpointError(f"{path}: weights do not fit the model ({summary})") from err
-
-
-def load_model_weights(model: nn.Module, path: str | Path) -> dict:
-    """Load weights into `model` (strict); returns the whole checkpoint dict."""
-    state = load_checkpoint(path)
-    apply_model_weights(model, state, path)
-    return state
+def own_model_state(state: dict, path: str | Path) -> dict:
+    """The model's state dict inside one of this project's training checkpoints."""
+    _check_version(state, path)
+    require_keys(state, ["model"], path)
+    if not is_state_dict(state["model"]):
+        raise CheckpointError(f"{path}: 'model' is not a state dict of tensors")
+    return state["model"]

@@ -133,13 +133,15 @@ def train_selector(student: nn.Module, teacher: nn.Module, train_set: Dataset,
                  after_optimizer_step=after_optimizer_step, metadata=metadata)
 
 
-def load_teacher_for(student: nn.Module, path: str | Path) -> nn.Module:
-    """The dense teacher of `student` (same model without selectors), weights from `path`."""
+def load_teacher_for(student: nn.Module, path: str | Path, *, ema: bool = False
+                     ) -> nn.Module:
+    """The dense teacher of `student` (same model without selectors), weights from `path`:
+    any checkpoint the one loader reads (`training/weights.py`); `ema` takes its EMA copy."""
     from sparsespikformer.model.sparse_presets import dense_counterpart
-    from sparsespikformer.model.training.checkpoint import load_model_weights
+    from sparsespikformer.model.training.weights import load_model_weights
 
     teacher = dense_counterpart(student)
-    load_model_weights(teacher, path)
+    load_model_weights(teacher, path, ema=ema, model_label="the dense teacher (--teacher)")
     return teacher.eval()
 
 

@@ -14,6 +14,7 @@ from sklearn.datasets import load_digits
 from sparsespikformer.model.data import load_dataset, parse_data_spec
 from sparsespikformer.model.data.cifar import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
 from sparsespikformer.model.data.imagefolder import IMAGENET_MEAN, IMAGENET_STD
+from sparsespikformer.simulator.errors import DataError
 
 # ---------------------------------------------------------------- digits
 
@@ -379,12 +380,12 @@ def test_frames_area_resize_averages_blocks(tmp_path):
 
 
 def test_frames_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="frames folder not found"):
+    with pytest.raises(DataError, match="frames folder not found"):
         load_dataset(f"frames:{tmp_path / 'none'}", "train")
     tmp_path.joinpath("train.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="train.npz: not a readable .npz"):
         load_dataset(f"frames:{tmp_path}", "train")
-    with pytest.raises(FileNotFoundError, match="test.npz"):
+    with pytest.raises(DataError, match="frames file not found: .*test.npz"):
         load_dataset(f"frames:{tmp_path}", "test")
     np.savez(tmp_path / "train.npz", frames=np.zeros((2, 3, 2, 4, 4), np.uint8))
     with pytest.raises(ValueError, match="missing array 'labels'"):

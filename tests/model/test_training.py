@@ -16,7 +16,6 @@ from sparsespikformer.model.data.base import DatasetInfo, InMemoryDataset
 from sparsespikformer.model.training.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
-    load_model_weights,
     load_training_checkpoint,
     save_checkpoint,
 )
@@ -30,6 +29,7 @@ from sparsespikformer.model.training.loop import (
     train,
 )
 from sparsespikformer.model.training.schedule import WarmupCosineSchedule
+from sparsespikformer.model.training.weights import load_model_weights
 
 # ---------------------------------------------------------------- helpers
 
@@ -343,7 +343,7 @@ def test_unreadable_checkpoint_is_a_value_error_naming_the_file(tmp_path, write,
     ({"format": CHECKPOINT_FORMAT, "version": 1}, "missing key\\(s\\) 'model'"),
     ({"format": CHECKPOINT_FORMAT, "version": 1, "model": 5}, "'model' is not a state dict"),
     ({"format": CHECKPOINT_FORMAT, "version": 2, "model": {}}, "checkpoint version 2"),
-    ({"w": torch.zeros(2), "step": 3}, "neither a training checkpoint nor a state dict"),
+    ({"w": torch.zeros(2), "step": 3}, "no model weights: neither a state dict nor a training"),
 ], ids=["no_model", "model_int", "version", "mixed"])
 def test_malformed_checkpoint_is_a_value_error_naming_file_and_key(tmp_path, state, message):
     save_checkpoint(tmp_path / "c.pt", state)

@@ -11,7 +11,10 @@ HELP = "evaluate a checkpoint: top-1 accuracy and loss on a data split"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True,
-                        help="checkpoint.pt from `train`, or a bare state dict")
+                        help="checkpoint.pt from `train`, a reference / timm checkpoint "
+                             "(model_best.pth.tar), or a state dict, wrapped or not")
+    parser.add_argument("--ema", action="store_true",
+                        help="load the checkpoint's EMA weights (timm state_dict_ema, ...)")
     parser.add_argument("--preset", help="model preset (default: the one the checkpoint "
                                          "was trained as)")
     parser.add_argument("--data", help="data spec (default: the training data, else digits)")
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,
-                                          img_size=args.img_size)
+                                          img_size=args.img_size, ema=args.ema)
     scores = evaluate(loaded.model, dataset, batch_size=args.batch_size)
     print(f"{loaded.preset} on {dataset.info.name} {args.split} ({len(dataset)} samples): "
           f"accuracy {scores['accuracy']:.2%}, loss {scores['loss']:.4f}")

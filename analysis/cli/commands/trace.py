@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", help="model preset (default: the checkpoint's)")
-    parser.add_argument("--checkpoint", help="weights to trace (checkpoint.pt or a state dict)")
+    parser.add_argument("--checkpoint", help="weights to trace: checkpoint.pt, a reference / "
+                        "timm checkpoint, or a state dict, wrapped or not")
+    parser.add_argument("--ema", action="store_true",
+                        help="trace the checkpoint's EMA weights (timm state_dict_ema, ...)")
     parser.add_argument("--data", help="data spec (default: the checkpoint's, else digits)")
     parser.add_argument("--split", choices=("train", "test"), default="test")
     parser.add_argument("--samples", type=positive_int, default=256, help="samples to trace")
@@ -88,7 +91,7 @@ def _recorded(args: argparse.Namespace):
     torch.manual_seed(args.seed)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,
-                                          img_size=args.img_size)
+                                          img_size=args.img_size, ema=args.ema)
     if args.checkpoint is None:
         log.warning("no --checkpoint: tracing an untrained %s", loaded.preset)
     count = min(args.samples, len(dataset))

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from sparsespikformer.analysis.reporting.result_files import check_numeric_columns
-from sparsespikformer.simulator.atomic import atomic_write_with
+from sparsespikformer.simulator.atomic import atomic_write_text, atomic_write_with
 from sparsespikformer.simulator.errors import InputError
 
 try:  # POSIX advisory locks; elsewhere the store runs unlocked
@@ -102,6 +102,24 @@ class SweepStore:
             if time.monotonic() - self._last_fsync >= self.fsync_interval_s:
                 self._sync()
         return len(fresh)
+
+    def rekey(self, changes: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
+        """Store the rows of old keys under new keys, with some columns changed:
+        `{old key: (new key, {column: value})}`. `results.jsonl` is rewritten atomically
+        (a one-time migration: appending copies would leave both keys in the file)."""
+        if not changes:
+            return
+        rows: dict[str, dict[str, Any]] = {}
+        for key, row in self._rows.items():
+            new_key, columns = changes.get(key, (key, {}))
+            if new_key in rows or (new_key != key and new_key in self._rows):
+                raise InputError(f"{self.jsonl_path}: cannot re-key {key[:12]}: "
+                                 f"{new_key[:12]} is stored already")
+            rows[new_key] = _json_ready({**row, **columns, "key": new_key})
+        self._file.close()
+        atomic_write_text(self.jsonl_path, "".join(_encode_line(row) for row in rows.values()))
+        self._rows = rows
+        self._file = open(self.jsonl_path, "ab")  # noqa: SIM115 - closed in close()
 
     def _sync(self) -> None:
         os.fsync(self._file.fileno())

@@ -75,7 +75,7 @@ def test_report_is_one_self_contained_page(report_path):
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert not re.search(r'(src|href)="(?!data:|#)', page), "an external resource"
     assert "<script" not in page and "<link" not in page
-    assert "0.93" in page and "sparse_int8_45nm" in page  # summary values are in tables
+    assert "93.00 %" in page and "sparse_int8_45nm" in page  # summary values are in tables
 
 
 def test_report_is_deterministic_and_can_save_its_figures(run_dir, report_path, tmp_path):

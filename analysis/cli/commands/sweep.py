@@ -38,6 +38,7 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsespikformer.analysis.reporting.display import format_duration, format_energy
     from sparsespikformer.analysis.sweeps.run import run_sweep
 
     _interrupt_on_sigterm()
@@ -52,12 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if outcome.errors:
         first = results.loc[results["status"] == "error", "error"].iloc[0]
         print(f"first rejection: {first}")
-    ok = results[results["status"] == "ok"] if "status" in results else results
-    if not ok.empty and "energy_pj" in ok:
+    where = outcome.best_point_text()
+    if where:  # every swept value of the best point, as the spec names its axes
+        ok = results[results["status"] == "ok"] if "status" in results else results
         best = ok.loc[ok["energy_pj"].idxmin()]
-        swept = ", ".join(f"{key}={best[key]}" for key in results.columns if "." in key)
-        print(f"lowest energy: {best['energy_pj'] * 1e-6:.4g} µJ, "
-              f"{best['latency_s'] * 1e3:.4g} ms ({best['trace']} on {best['base']}"
-              f"{': ' + swept if swept else ''})")
+        print(f"lowest energy: {format_energy(best['energy_pj'])}, "
+              f"{format_duration(best['latency_s'])} ({where})")
     print(f"results: {outcome.out_dir / 'results.csv'}")
     return 0

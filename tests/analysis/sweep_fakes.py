@@ -20,9 +20,9 @@ import yaml
 from sparsespikformer.analysis.sweeps.run import Evaluator
 
 FAKE_BASES: dict[str, dict[str, Any]] = {
-    "tiny_a": {"pe_array": {"rows": 16, "cols": 16}, "clock_mhz": 500.0,
+    "tiny_a": {"pe_array": {"rows": 16, "cols": 16}, "clock_mhz": 500.0, "leakage_mw": 0.0,
                "weight_memory": {"size_kib": 256}},
-    "tiny_b": {"pe_array": {"rows": 8, "cols": 32}, "clock_mhz": 250.0,
+    "tiny_b": {"pe_array": {"rows": 8, "cols": 32}, "clock_mhz": 250.0, "leakage_mw": 0.0,
                "weight_memory": {"size_kib": 64}},
 }
 

@@ -149,7 +149,7 @@ def _legacy_key(base, overrides, trace_id):
 def test_a_folder_keyed_by_version_1_is_re_keyed_not_rerun(tmp_path):
     spec = load_sweep_spec(write_spec(tmp_path, axes={"clock_mhz": [100, 200]}))
     reference = run_sweep(spec, tmp_path / "ref", workers=1, progress=False, evaluator=FAKE)
-    old = run_sweep(spec, tmp_path / "old", workers=1, progress=False, evaluator=FAKE)
+    run_sweep(spec, tmp_path / "old", workers=1, progress=False, evaluator=FAKE)
     plan = plan_sweep(spec, FAKE)
     legacy = {p.key: _legacy_key(p.point.base, p.written, plan.trace_identities[p.point.trace])
               for p in plan.points}

@@ -90,19 +90,19 @@ def compare_in_words(first: Accuracy, second: Accuracy, names: tuple[str, str]) 
     """One sentence: the two accuracies, and whether each lies within the other's 95 %
     interval (then this test set does not tell them apart)."""
     a_name, b_name = names
-    difference = first.correct * second.test_samples - second.correct * first.test_samples
-    images = f" ({abs(first.correct - second.correct)} images)" \
-        if first.test_samples == second.test_samples else ""
-    head = (f"{a_name} {100 * first.value:.2f} % and {b_name} {100 * second.value:.2f} % "
-            f"(of {first.test_samples}" + (f" and {second.test_samples}"
-                                           if second.test_samples != first.test_samples else "")
-            + " test images)")
-    if difference == 0:
+    same_n = first.test_samples == second.test_samples
+    sizes = (f"{first.test_samples}" if same_n
+             else f"{first.test_samples} and {second.test_samples}")
+    head = (f"{a_name}, {100 * first.value:.2f} %, and {b_name}, {100 * second.value:.2f} % "
+            f"(on {sizes} test images),")
+    gap = f"the {abs(first.correct - second.correct)}-image difference" if same_n \
+        else "the difference"
+    if first.correct * second.test_samples == second.correct * first.test_samples:
         return f"{head} are equal."
     if first.contains(second.value) and second.contains(first.value):
-        return (f"{head} are within each other's 95 % intervals: the difference"
-                f"{images} is not resolved by this test set.")
-    return f"{head} are not within each other's 95 % intervals: the difference{images} is."
+        return (f"{head} are within each other's 95 % intervals: {gap} is not resolved by "
+                f"this test set.")
+    return f"{head} are not within each other's 95 % intervals: {gap} is real."
 
 
 __all__ = ["Accuracy", "wilson_interval", "accuracy_of", "compare_in_words", "Z_95",

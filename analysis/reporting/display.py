@@ -54,8 +54,9 @@ def units_for(kind: str) -> Sequence[tuple[str, float]]:
 
 
 def format_number(value: Any, digits: int = 4) -> str:
-    """`digits` significant digits, thousands separated, no exponent between 1e-3 and 1e6;
-    NaN and inf as words a reader recognises."""
+    """Whole numbers as integers; others with `digits` significant digits (trailing zeros
+    kept, so a column reads evenly), thousands separated, no exponent between 1e-3 and 1e6;
+    NaN and inf as signs a reader recognises."""
     if value is None or isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
         return "–" if value is None else str(value)
     value = float(value)
@@ -63,10 +64,13 @@ def format_number(value: Any, digits: int = 4) -> str:
         return "–"
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
-    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+    if value.is_integer() and abs(value) < 1e6:
+        return f"{int(value):,}"  # a count or a swept size: no decimals
+    if abs(value) >= 1e6 or abs(value) < 1e-3:
         return f"{value:.{digits - 1}e}"
-    text = f"{value:,.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}g}"
-    return text
+    # '#' keeps trailing zeros (2.680 next to 3.534), then a bare trailing point goes
+    text = f"{value:#,.{digits}g}" if abs(value) >= 1 else f"{value:#.{digits}g}"
+    return text.rstrip(".")
 
 
 def format_quantity(value: float, kind: str, digits: int = 4) -> str:

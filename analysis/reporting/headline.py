@@ -97,8 +97,8 @@ def change_text(dense: float, codesigned: float, fewer: str = "less") -> str:
     if not (math.isfinite(dense) and math.isfinite(codesigned)) or dense <= 0 or codesigned <= 0:
         return "–"
     if codesigned <= dense:
-        return f"{dense / codesigned:.2f}× {fewer} ({1 - codesigned / dense:.1%} saved)"
-    return f"{codesigned / dense:.2f}× more ({codesigned / dense - 1:.1%} added)"
+        return f"{dense / codesigned:.2f}× {fewer} ({percent(1 - codesigned / dense)} saved)"
+    return f"{codesigned / dense:.2f}× more ({percent(codesigned / dense - 1)} added)"
 
 
 def _accuracy_cell(value: Accuracy | float | None) -> str:
@@ -131,7 +131,8 @@ def comparison_table(c: Comparison) -> pd.DataFrame:
     rows = [(accuracy_label, _accuracy_cell(c.dense_accuracy),
              _accuracy_cell(c.codesigned_accuracy), _accuracy_change(c))]
     if c.codesigned_weight_sparsity is not None:
-        rows.append(("Weight sparsity", "0.0 %", f"{c.codesigned_weight_sparsity:.1%}", ""))
+        rows.append(("Weight sparsity", percent(0.0), percent(c.codesigned_weight_sparsity),
+                     ""))
     if c.gflops is not None:
         rows.append(("GFLOPs per image (dense count)", format_number(c.gflops[0]),
                      format_number(c.gflops[1]), change_text(*c.gflops, fewer="fewer")))
@@ -150,16 +151,16 @@ def comparison_sentence(c: Comparison) -> str:
     model = "the co-designed model"
     details = []
     if c.codesigned_weight_sparsity is not None:
-        details.append(f"{c.codesigned_weight_sparsity:.1%} of weights pruned")
+        details.append(f"{percent(c.codesigned_weight_sparsity)} of weights pruned")
     if c.keep_ratio is not None:
         details.append(f"keep ratio {c.keep_ratio:g} per token selector")
     if details:
         model += f" ({', '.join(details)})"
     where = (f"on {next(iter(c.energy_pj))}" if len(c.energy_pj) == 1
              else f"across the {len(c.energy_pj)} accelerators")
-    text = f"{where.capitalize()}, {model} {_range_text(c.energy_pj, 'energy')}"
+    text = f"{where[0].upper()}{where[1:]}, {model} {savings_words(c.energy_pj, 'energy')}"
     if c.latency_s:
-        text += f" and {_range_text(c.latency_s, 'latency', verb='has')}"
+        text += f", and {savings_words(c.latency_s, 'latency')}"
     dense, codesigned = c.dense_accuracy, c.codesigned_accuracy
     if isinstance(dense, Accuracy) and isinstance(codesigned, Accuracy):
         text += "; " + compare_in_words(codesigned, dense, ("its accuracy", "the dense model's"))
@@ -168,24 +169,36 @@ def comparison_sentence(c: Comparison) -> str:
     return text
 
 
-def _range_text(pairs: Mapping[str, tuple[float, float]], what: str, verb: str = "uses"
-                ) -> str:
-    ratios = {hw: dense / codesigned for hw, (dense, codesigned) in pairs.items()
-              if dense > 0 and codesigned > 0}
-    if not ratios:
-        return f"{verb} no comparable {what}"
-    best = max(ratios, key=ratios.get)
-    worst = min(ratios, key=ratios.get)
-    if len(ratios) == 1 or math.isclose(ratios[best], ratios[worst], rel_tol=5e-3):
-        return f"{verb} {_ratio_words(ratios[best])} {what}"
-    return (f"{verb} from {_ratio_words(ratios[worst])} {what} (on {worst}) to "
-            f"{_ratio_words(ratios[best])} (on {best})")
+def percent(fraction: float, digits: int = 1) -> str:
+    return f"{100 * fraction:.{digits}f} %"
 
 
-def _ratio_words(ratio: float) -> str:
-    if ratio >= 1:
-        return f"{ratio:.2f}× less ({1 - 1 / ratio:.0%} saved)"
-    return f"{1 / ratio:.2f}× more"
+def savings_words(pairs: Mapping[str, tuple[float, float]], what: str) -> str:
+    """`saves 23–42 % of the energy (most on A: 1.72× less) except on B, where it costs
+    17 % more`; on a single accelerator `saves 42 % of the energy (1.72× less)`."""
+    saved = {hw: 1 - codesigned / dense for hw, (dense, codesigned) in pairs.items()
+             if dense > 0 and codesigned > 0}
+    if not saved:
+        return f"has no comparable {what}"
+    gains = {hw: v for hw, v in saved.items() if v >= 0}
+    losses = {hw: -v for hw, v in saved.items() if v < 0}
+    parts = []
+    if gains:
+        best = max(gains, key=gains.get)
+        ratio = pairs[best][0] / pairs[best][1]
+        span = (f"{100 * gains[best]:.0f} %" if len(gains) == 1 else
+                f"{100 * min(gains.values()):.0f}–{100 * gains[best]:.0f} %")
+        most = f" ({ratio:.2f}× less)" if len(saved) == 1 else \
+            f" (most on {best}: {ratio:.2f}× less)"
+        parts.append(f"saves {span} of the {what}{most}")
+    if losses:
+        names = ", ".join(sorted(losses))
+        worst = max(losses.values())
+        cost = (f"{100 * worst:.0f} % more" if len(losses) == 1
+                else f"up to {100 * worst:.0f} % more")
+        parts.append(f"except on {names}, where it costs {cost}" if gains
+                     else f"costs {cost} {what} (on {names})")
+    return " ".join(parts)
 
 
 def headline_section(summary: Mapping[str, Any], source: str):
@@ -205,4 +218,5 @@ def headline_section(summary: Mapping[str, Any], source: str):
 
 
 __all__ = ["Comparison", "comparison_from_summary", "read_accuracy", "change_text",
-           "comparison_table", "comparison_sentence", "headline_section"]
+           "comparison_table", "comparison_sentence", "savings_words", "percent",
+           "headline_section"]

@@ -56,6 +56,7 @@ def table_html(table: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS, human: bo
     shown = shown.map(_cell) if len(shown.columns) else shown
     text = shown.to_html(index=False, border=0, classes="table", na_rep="–",
                          float_format=format_number, escape=True)
+    text = f"<div class='wide'>{text}</div>"  # a wide table scrolls, not the page
     if len(table) > max_rows:
         text += f"<p class='note'>… {len(table) - max_rows} more rows not shown.</p>"
     return text
@@ -78,12 +79,18 @@ nav ul { columns: 2; }
 table.table { border-collapse: collapse; font-size: 13px; margin: .8em 0; }
 table.table th, table.table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
        text-align: right; }
+table.table td:first-child, table.table th:first-child { text-align: left; }
 table.table th { background: #f3f6fa; }
+div.wide { overflow-x: auto; max-width: 100%; }
+p.answer { font-size: 17px; background: #f3f6fa; border-left: 4px solid #1f77b4;
+           padding: .6em 1em; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #666; font-size: 13px; }
 code { background: #f3f3f3; padding: 0 .3em; }
 """
+
+
 def render_page(title: str, sections: Sequence[Section]) -> str:
     anchors = [f"s{index}" for index in range(len(sections))]
     toc = "".join(f'<li><a href="#{a}">{html.escape(s.title)}</a></li>'

@@ -41,6 +41,10 @@ from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import Trace
 
 MAX_FIGURES_PER_KIND = 4  # e.g. at most four trace heatmaps: the page stays readable
+_SHOWN_ABOVE = ("answer",)  # the sentence the page opens with
+# Totals columns a person compares; the CSV keeps every column.
+TOTALS_SHOWN = ("energy_pj", "latency_s", "edp_pj_s", "utilization", "area_mm2",
+                "dense_gflops", "effective_gflops", "dram_bits", "memory_bound_layers")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -52,7 +56,8 @@ def summary_section(path: Path, run_dir: Path) -> Section:
     summary = read_json_object(path)
     samples = summary.get("test_samples")
     scalars = [(key, summary_value(key, value, samples)) for key, value in summary.items()
-               if not isinstance(value, Mapping) or _is_accuracy(value)]
+               if (not isinstance(value, Mapping) or _is_accuracy(value))
+               and key not in _SHOWN_ABOVE]
     body = table_html(pd.DataFrame(scalars, columns=["metric", "value"]), max_rows=200,
                       human=False)
     for key, value in summary.items():
@@ -76,8 +81,11 @@ def summary_value(key: str, value: Any, test_samples: Any = None) -> str:
     if isinstance(value, list):
         return ", ".join(format_value(v) for v in value)
     kind = unit_kind(key)
-    if kind is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is not None and number:
         return format_quantity(float(value), kind)
+    if "sparsity" in key and number:
+        return f"{100 * value:.2f} %"
     if isinstance(value, float):
         return format_number(value, digits=6)
     return format_value(value)
@@ -224,8 +232,11 @@ def totals_section(paths: Sequence[Path], run_dir: Path) -> Section:
                 title=f"{plots.axis_label(column).split(' (')[0]} per "
                       f"{'hardware config' if label_column == 'hw' else label_column}"),
                 f"{column} per {label_column}")
-    keep = [c for c in table.columns if not str(c).startswith("energy_") or c == "energy_pj"]
-    return Section("Simulation totals", body + table_html(table[keep], max_rows=100))
+    labels = [c for c in table.columns if table[c].dtype == object]
+    keep = labels + [c for c in TOTALS_SHOWN if c in table.columns]
+    note = ("<p class='note'>Per-component energies and the other columns are in the "
+            "files.</p>")
+    return Section("Simulation totals", body + table_html(table[keep], max_rows=100) + note)
 
 
 __all__ = ["summary_section", "summary_value", "rounds_section", "keep_ratio_section",

@@ -10,11 +10,15 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sparsespikformer.analysis.pareto import pareto_front
 from sparsespikformer.analysis.reporting import plot_data, plots
-from sparsespikformer.analysis.reporting.accuracy_columns import with_accuracy_intervals
+from sparsespikformer.analysis.reporting.accuracy_columns import (
+    accuracy_text,
+    with_accuracy_intervals,
+)
 from sparsespikformer.analysis.reporting.discovery import relative
 from sparsespikformer.analysis.reporting.display import (
     format_number,
@@ -68,20 +72,29 @@ def axes_table(results: pd.DataFrame, axes: list[str]) -> str:
     for column in ["trace", "base", *axes]:
         if column not in results:
             continue
-        values = natural_sorted(results[column].dropna().unique())
+        values = list(results[column].dropna().unique())  # text: in the sweep's order
+        if all(_is_number(v) for v in values):
+            values = natural_sorted(values)
         text = ", ".join(format_value(value) for value in values)
         rows.append((column, len(values), text if len(text) <= 200 else text[:199] + "…"))
     return table_html(pd.DataFrame(rows, columns=["swept", "values", "which"]), max_rows=50)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_))
+
+
 def best_point_table(best: pd.Series) -> pd.DataFrame:
-    """(column, value) of one results row, each value in its own human unit."""
+    """(column, value) of one results row, each value in its own human unit, its accuracy
+    with the test-set size and interval."""
     rows = []
     for column, value in best.items():
-        if column in _HIDDEN_IN_BEST:
+        if column in _HIDDEN_IN_BEST or column == "accuracy_samples":
             continue
         kind = unit_kind(str(column))
-        if kind is not None and isinstance(value, (int, float)):
+        if column == "accuracy":
+            text = accuracy_text(value, best.get("accuracy_samples"))
+        elif kind is not None and _is_number(value):
             text = format_quantity(float(value), kind)
         elif isinstance(value, float):
             text = format_number(value, digits=6)

@@ -232,7 +232,7 @@ def totals_section(paths: Sequence[Path], run_dir: Path) -> Section:
                 title=f"{plots.axis_label(column).split(' (')[0]} per "
                       f"{'hardware config' if label_column == 'hw' else label_column}"),
                 f"{column} per {label_column}")
-    labels = [c for c in table.columns if table[c].dtype == object]
+    labels = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     keep = labels + [c for c in TOTALS_SHOWN if c in table.columns]
     note = ("<p class='note'>Per-component energies and the other columns are in the "
             "files.</p>")

@@ -75,8 +75,14 @@ def scale_for(values: Iterable[float]) -> tuple[str, dict]:
 
 def apply_scale(axes, which: str, values: Iterable[float]) -> str:
     """Set the x or y scale of `axes` from `values`; returns the scale chosen."""
+    values = np.asarray(list(values), dtype=float)
     name, kwargs = scale_for(values)
     (axes.set_xscale if which == "x" else axes.set_yscale)(name, **kwargs)
+    finite = values[np.isfinite(values)]
+    if name == "symlog" and finite.min() >= 0:
+        # nothing below 0: end the axis just under it, not at the mirror of the top decade
+        (axes.set_xlim if which == "x" else axes.set_ylim)(-0.5 * kwargs["linthresh"],
+                                                           1.6 * finite.max())
     return name
 
 

@@ -76,8 +76,15 @@ def _fixed_metadata(fmt: str) -> dict:
 
 
 def png_bytes(figure: Figure) -> bytes:
+    return figure_bytes(figure, "png")
+
+
+def figure_bytes(figure: Figure, fmt: str) -> bytes:
+    """The file `save_figure` would write for `fmt`, as bytes."""
+    if fmt not in FORMATS:
+        raise InputError(f"format: expected one of {FORMATS}, got {fmt!r}")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    figure.savefig(buffer, format=fmt, dpi=DPI, metadata=_fixed_metadata(fmt))
     return buffer.getvalue()
 
 
@@ -333,6 +340,6 @@ def draw_grouped_bars(table: pd.DataFrame, *, column: str, title: str) -> Figure
     return figure
 
 
-__all__ = ["new_figure", "save_figure", "png_bytes", "axis_label", "is_known_metric",
-           "draw_layer_energy", "draw_pareto", "draw_lth", "draw_keep_ratio",
+__all__ = ["new_figure", "save_figure", "png_bytes", "figure_bytes", "axis_label",
+           "is_known_metric", "draw_layer_energy", "draw_pareto", "draw_lth", "draw_keep_ratio",
            "draw_input_events", "draw_kept_tokens", "draw_bar_summary", "draw_grouped_bars"]

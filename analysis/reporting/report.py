@@ -96,6 +96,21 @@ def build_sections(run_dir: Path, contents: RunContents) -> list[Section]:
     return sections
 
 
+def report_html(run_dir: str | os.PathLike, *, title: str | None = None,
+                figures_dir: str | os.PathLike | None = None) -> str:
+    """The HTML page of `run_dir` (see `build_report`)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: run directory not found")
+    contents = scan_run_dir(run_dir)
+    token = FIGURE_FILES.set(None if figures_dir is None else (Path(figures_dir), []))
+    try:
+        sections = build_sections(run_dir, contents)
+    finally:
+        FIGURE_FILES.reset(token)
+    return render_page(title or f"SparseSpikformer run: {run_dir.resolve().name}", sections)
+
+
 def build_report(run_dir: str | os.PathLike, out_path: str | os.PathLike, *,
                  title: str | None = None, figures_dir: str | os.PathLike | None = None
                  ) -> Path:
@@ -103,20 +118,10 @@ def build_report(run_dir: str | os.PathLike, out_path: str | os.PathLike, *,
 
     With `figures_dir`, every figure of the page is also written there as PNG and PDF
     (`00_<caption>.png`, ...), for papers and slides."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: run directory not found")
-    out_path = Path(out_path)
-    contents = scan_run_dir(run_dir)
-    token = FIGURE_FILES.set(None if figures_dir is None else (Path(figures_dir), []))
-    try:
-        sections = build_sections(run_dir, contents)
-    finally:
-        FIGURE_FILES.reset(token)
-    title = title or f"SparseSpikformer run: {run_dir.resolve().name}"
-    atomic_write_text(out_path, render_page(title, sections))
-    return out_path
+    page = report_html(run_dir, title=title, figures_dir=figures_dir)
+    atomic_write_text(out_path, page)
+    return Path(out_path)
 
 
-__all__ = ["build_report", "scan_run_dir", "RunContents", "Section", "render_page",
+__all__ = ["build_report", "report_html", "scan_run_dir", "RunContents", "Section", "render_page",
            "figure_html", "table_html"]

@@ -64,8 +64,9 @@ def format_number(value: Any, digits: int = 4) -> str:
         return "–"
     if math.isinf(value):
         return "∞" if value > 0 else "−∞"
-    if value.is_integer() and abs(value) < 1e6:
-        return f"{int(value):,}"  # a count or a swept size: no decimals
+    nearest = round(value)
+    if abs(value - nearest) <= 1e-9 * max(1.0, abs(value)) and abs(value) < 1e6:
+        return f"{int(nearest):,}"  # a count, a swept size (or 3e-8 s / 1 ns): no decimals
     if abs(value) >= 1e6 or abs(value) < 1e-3:
         return f"{value:.{digits - 1}e}"
     # '#' keeps trailing zeros (2.680 next to 3.534), then a bare trailing point goes

@@ -186,8 +186,8 @@ def savings_words(pairs: Mapping[str, tuple[float, float]], what: str) -> str:
     if gains:
         best = max(gains, key=gains.get)
         ratio = pairs[best][0] / pairs[best][1]
-        span = (f"{100 * gains[best]:.0f} %" if len(gains) == 1 else
-                f"{100 * min(gains.values()):.0f}–{100 * gains[best]:.0f} %")
+        low, high = f"{100 * min(gains.values()):.0f}", f"{100 * gains[best]:.0f}"
+        span = f"{high} %" if low == high else f"{low}–{high} %"
         most = f" ({ratio:.2f}× less)" if len(saved) == 1 else \
             f" (most on {best}: {ratio:.2f}× less)"
         parts.append(f"saves {span} of the {what}{most}")

@@ -22,7 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
-from sparsespikformer.analysis.reporting.display import format_number, mpl_text
+from sparsespikformer.analysis.reporting.display import format_energy, format_number, mpl_text
 from sparsespikformer.analysis.reporting.plot_axes import (
     apply_scale,
     axis_quantity,
@@ -112,8 +112,8 @@ def draw_layer_energy(energy: pd.DataFrame, *, title: str = "Energy per layer by
     axes.set_xlabel(label)
     axes.set_ylabel(f"{mpl_text(str(energy.index.name or 'layer')).capitalize()} "
                     "(execution order)")
-    unit = label[label.rfind("(") + 1:-1]
-    axes.set_title(f"{mpl_text(title)} (total {format_number(left.sum())} {unit})")
+    total_pj = float(np.nansum(totals))
+    axes.set_title(f"{mpl_text(title)} (total {format_energy(total_pj)})")  # its own unit
     axes.grid(axis="x", alpha=0.3)
     figure.legend(title="component", fontsize=8, loc="outside right upper")
     note_not_drawn(figure, not_drawn_notes(

@@ -1,13 +1,20 @@
 """Argument groups that several commands share, each defined once: the model and data a
-command trains on (`train`, `prune`), the training knobs they both expose, and token
-selection. `train_config_changes` maps the set flags onto `TrainConfig` fields.
+command trains on (`train`, `prune`), the training knobs they both expose, token
+selection, and the progress-bar rule. `train_config_changes` maps the set flags onto
+`TrainConfig` fields.
 No torch import here: every command's parser is built for `--help`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
+from sparsespikformer.analysis.cli.arg_types import (
+    finite_float,
+    output_folder,
+    positive_int,
+    rng_seed,
+)
 
 DATA_HELP = ("digits | cifar10:PATH | cifar100:PATH | imagefolder:PATH | frames:PATH | "
              "events:PATH[?frames=T&split_by=number|time&size=HxW]")
@@ -22,7 +29,7 @@ def add_model_and_data(parser: argparse.ArgumentParser, *, out_help: str) -> Non
     parser.add_argument("--preset", default="spikformer_4_64_digits",
                         help="model preset (see `sparsespikformer list`); default %(default)s")
     parser.add_argument("--data", default="digits", help=f"{DATA_HELP} (default %(default)s)")
-    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--out", required=True, type=output_folder, help=out_help)
     parser.add_argument("--img-size", type=positive_int,
                         help="resize inputs (default: the preset's size)")
 
@@ -34,7 +41,21 @@ def add_shared_training(parser: argparse.ArgumentParser, *, epochs_help: str) ->
     parser.add_argument("--lr", type=finite_float, help="peak learning rate")
     parser.add_argument("--seed", type=rng_seed, help="initialisation and shuffling seed")
     parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_flag(parser)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    """--no-progress (bars are drawn only when standard error is a terminal anyway)."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they are shown only on a terminal)")
+
+
+def progress_wanted(args: argparse.Namespace) -> bool:
+    """Progress bars go to standard error, and only to a terminal: redirected to a file or
+    a pipe they would fill a log with carriage-return lines."""
+    stream = sys.stderr
+    return not getattr(args, "no_progress", False) and hasattr(stream, "isatty") \
+        and stream.isatty()
 
 
 def add_token_selection(parser: argparse.ArgumentParser, *, teacher_help: str) -> None:

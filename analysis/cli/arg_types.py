@@ -13,6 +13,8 @@ import math
 
 from sparsespikformer.simulator.checks import SEED_LIMIT
 
+STDOUT = "-"
+
 
 def finite_float(text: str) -> float:
     """A float other than nan and ±inf (NaN passes every range check; inf trains to NaN)."""
@@ -52,3 +54,20 @@ def rng_seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer in 0..{SEED_LIMIT - 1}, "
                                          f"got {text!r}")
     return value
+
+
+def output_folder(text: str) -> str:
+    """A folder to write into; `-` (standard output) cannot hold a folder."""
+    if text == STDOUT:
+        raise argparse.ArgumentTypeError("'-' means standard output, which cannot hold a "
+                                         "folder of results; give a folder path")
+    if not text:
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return text
+
+
+def output_file(text: str) -> str:
+    """A file to write, or `-` for standard output."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a file path or '-', got an empty string")
+    return text

@@ -7,14 +7,14 @@ from __future__ import annotations
 import base64
 import contextvars
 import html
-import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
 from sparsespikformer.analysis.reporting import plots
+from sparsespikformer.analysis.reporting.display import format_number, human_columns
 from sparsespikformer.simulator.atomic import atomic_write_bytes
 
 MAX_TABLE_ROWS = 25
@@ -46,21 +46,28 @@ def figure_html(figure, caption: str) -> str:
             f'{encoded}"><figcaption>{html.escape(caption)}</figcaption></figure>')
 
 
-def table_html(table: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS) -> str:
+def table_html(table: pd.DataFrame, *, max_rows: int = MAX_TABLE_ROWS, human: bool = True
+               ) -> str:
+    """An HTML table; with `human`, energies and times in human units (`human_columns`).
+    A nested value (mapping or list) is never dumped into a cell: it shows as its size."""
     shown = table.head(max_rows)
+    if human:
+        shown = human_columns(shown)
+    shown = shown.map(_cell) if len(shown.columns) else shown
     text = shown.to_html(index=False, border=0, classes="table", na_rep="–",
-                         float_format=_format_number, escape=True)
+                         float_format=format_number, escape=True)
+    text = f"<div class='wide'>{text}</div>"  # a wide table scrolls, not the page
     if len(table) > max_rows:
         text += f"<p class='note'>… {len(table) - max_rows} more rows not shown.</p>"
     return text
 
 
-def _format_number(value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.4g}"
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:,.4g}"
+def _cell(value):
+    if isinstance(value, Mapping):
+        return f"({len(value)} entries)"
+    if isinstance(value, (list, tuple)):
+        return f"({len(value)} items)"
+    return value
 
 
 _STYLE = """
@@ -72,12 +79,18 @@ nav ul { columns: 2; }
 table.table { border-collapse: collapse; font-size: 13px; margin: .8em 0; }
 table.table th, table.table td { padding: 3px 8px; border-bottom: 1px solid #e3e3e3;
        text-align: right; }
+table.table td:first-child, table.table th:first-child { text-align: left; }
 table.table th { background: #f3f6fa; }
+div.wide { overflow-x: auto; max-width: 100%; }
+p.answer { font-size: 17px; background: #f3f6fa; border-left: 4px solid #1f77b4;
+           padding: .6em 1em; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .note { color: #666; font-size: 13px; }
 code { background: #f3f3f3; padding: 0 .3em; }
 """
+
+
 def render_page(title: str, sections: Sequence[Section]) -> str:
     anchors = [f"s{index}" for index in range(len(sections))]
     toc = "".join(f'<li><a href="#{a}">{html.escape(s.title)}</a></li>'

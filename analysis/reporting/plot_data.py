@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sparsespikformer.analysis.pareto import pareto_mask
+from sparsespikformer.analysis.reporting.plot_axes import not_drawn_notes
 from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import EVENTS_ARRAY, Trace
 
@@ -32,7 +33,8 @@ def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
 def _as_percent(values: pd.Series) -> pd.Series:
     """Fractions in [0, 1] become percent; values already in percent stay."""
     values = pd.to_numeric(values, errors="coerce").astype(float)
-    return values * 100.0 if values.max(skipna=True) <= 1.0 else values
+    finite = values[np.isfinite(values)]
+    return values * 100.0 if finite.empty or finite.max() <= 1.0 else values
 
 
 # ----------------------------------------------------------------------------- layer energy
@@ -72,35 +74,46 @@ def layer_energy_by_component(layers: pd.DataFrame, *, group: str = "layer") -> 
 
 @dataclass(frozen=True)
 class ParetoPlotData:
-    points: pd.DataFrame  # x, y, group, on_front
+    points: pd.DataFrame  # x, y, group, on_front: every drawable point (finite x and y)
     front: pd.DataFrame  # front points sorted along x, for the step line
     x: str
     y: str
     x_direction: str
     y_direction: str
+    not_drawn: tuple[str, ...] = ()  # in words: the rows that cannot be drawn, and why
 
 
 def pareto_plot_data(results: pd.DataFrame, *, x: str = "energy_pj", y: str = "accuracy",
                      x_direction: str = "min", y_direction: str = "max",
                      group: str | None = "trace") -> ParetoPlotData:
-    """The points of a sweep (error rows and missing values dropped) and their front."""
+    """The drawable points of a sweep and their front. Rows the config rejected and rows
+    whose x or y is NaN or ±inf are left out (no axis can draw them) and counted in
+    `not_drawn`; zeros and negative values are points like any other."""
     _require(results, [x, y] + ([group] if group else []), "sweep results")
     table = results
+    not_drawn = []
     if "status" in table.columns:
         table = table[table["status"].fillna("ok") == "ok"]
+        rejected = len(results) - len(table)
+        if rejected:
+            not_drawn.append(f"{rejected} point{'s' if rejected != 1 else ''} rejected by "
+                             "the config")
     points = pd.DataFrame({
-        "x": pd.to_numeric(table[x], errors="coerce"),
-        "y": pd.to_numeric(table[y], errors="coerce"),
+        "x": pd.to_numeric(table[x], errors="coerce").astype(float),
+        "y": pd.to_numeric(table[y], errors="coerce").astype(float),
         "group": table[group].astype(str) if group else "all points",
-    }).dropna(subset=["x", "y"])
+    })
+    not_drawn += not_drawn_notes({x: points["x"], y: points["y"]})
+    points = points[np.isfinite(points["x"]) & np.isfinite(points["y"])]
     if points.empty:
-        raise InputError(f"sweep results: no rows with both {x} and {y} "
+        raise InputError(f"sweep results: no rows with both {x} and {y} as finite numbers "
                          f"(is {y} recorded for these traces?)")
     points["on_front"] = pareto_mask(points, {"x": x_direction, "y": y_direction})
     front = points[points["on_front"]].sort_values(["x", "y"], kind="mergesort")
     return ParetoPlotData(points=points.reset_index(drop=True),
                           front=front.reset_index(drop=True), x=x, y=y,
-                          x_direction=x_direction, y_direction=y_direction)
+                          x_direction=x_direction, y_direction=y_direction,
+                          not_drawn=tuple(not_drawn))
 
 
 # ----------------------------------------------------------------------------- LTH
@@ -133,12 +146,17 @@ def lth_curve_data(rounds: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.Data
             "sparsity_pct": _as_percent(table["weight_sparsity"]),
             "accuracy_pct": _as_percent(table["test_accuracy"]),
         }))
-    data = pd.concat(parts, ignore_index=True).dropna(subset=["sparsity_pct", "accuracy_pct"])
+    data = pd.concat(parts, ignore_index=True)
+    notes = not_drawn_notes({"weight_sparsity": data["sparsity_pct"],
+                             "test_accuracy": data["accuracy_pct"]}, what="round")
+    data = data[np.isfinite(data["sparsity_pct"]) & np.isfinite(data["accuracy_pct"])]
     if data.empty:
         raise InputError("rounds table: no rows with weight_sparsity and test_accuracy")
     if (data["sparsity_pct"] >= 100).any():
         raise InputError("rounds table: weight_sparsity of 100% leaves no weights to plot")
-    return data.sort_values(["label", "sparsity_pct"], kind="mergesort").reset_index(drop=True)
+    data = data.sort_values(["label", "sparsity_pct"], kind="mergesort").reset_index(drop=True)
+    data.attrs["not_drawn"] = notes  # read by plots.draw_lth
+    return data
 
 
 # ----------------------------------------------------------------------------- keep ratio
@@ -155,11 +173,16 @@ def keep_ratio_data(table: pd.DataFrame) -> pd.DataFrame:
         "keep_ratio": pd.to_numeric(table["keep_ratio"], errors="coerce"),
         "accuracy_pct": _as_percent(table["accuracy"]),
         "gflops": pd.to_numeric(table["gflops"], errors="coerce"),
-    }).dropna(subset=["keep_ratio"])
+    })
+    notes = not_drawn_notes({"keep_ratio": data["keep_ratio"], "accuracy": data["accuracy_pct"],
+                             "gflops": data["gflops"]}, what="row")
+    data = data[np.isfinite(data["keep_ratio"])]
     rank = {name: i for i, name in enumerate(SCORER_ORDER)}
     data["_rank"] = data["scorer"].map(lambda s: rank.get(s, len(rank)))
     data = data.sort_values(["_rank", "scorer", "keep_ratio"], kind="mergesort")
-    return data.drop(columns="_rank").reset_index(drop=True)
+    data = data.drop(columns="_rank").reset_index(drop=True)
+    data.attrs["not_drawn"] = notes  # read by plots.draw_keep_ratio
+    return data
 
 
 # ----------------------------------------------------------------------------- input events

@@ -61,6 +61,7 @@ NUMERIC_COLUMNS = frozenset({
     "latency_p50_s", "latency_p95_s", "memory_bound_layers", "count", "block",
     "compute_cycles", "memory_cycles", "stall_cycles", "dense_macs", "ops",
     "round", "weight_sparsity", "test_accuracy", "keep_ratio", "accuracy", "gflops",
+    "accuracy_samples", "test_samples",
 })
 
 

@@ -35,15 +35,30 @@ def parse_axes(value: Any, source: Path) -> tuple[Axis, ...]:
         if not isinstance(key, str) or not all(part.isidentifier() for part in key.split(".")):
             raise SweepSpecError(f"{where}: a key must be a dotted name such as pe_array.rows")
         values = _axis_values(spec, where)
-        if len(set(map(_hashable, values))) != len(values):
-            raise SweepSpecError(f"{where}: repeated values")
+        _check_distinct(values, where)
         axes.append(Axis(key=key, values=tuple(values)))
     return tuple(axes)
 
 
-def _hashable(value: Scalar) -> tuple[str, Scalar]:
-    # 1 and True are equal in Python; keep them apart
-    return (type(value).__name__, value)
+def value_identity(value: Scalar) -> tuple[str, Scalar]:
+    """Values equal as numbers are one value (500 and 500.0); a boolean is never a number
+    (`True` is not 1, though Python says they are equal)."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)  # int/float equality and hashing agree in Python
+    return ("text", value)
+
+
+def _check_distinct(values: list[Scalar], where: str) -> None:
+    first: dict[tuple[str, Scalar], Scalar] = {}
+    for value in values:
+        identity = value_identity(value)
+        if identity in first:
+            same = "" if repr(first[identity]) == repr(value) else \
+                f" ({first[identity]!r} and {value!r} are the same number)"
+            raise SweepSpecError(f"{where}: repeated values: {value!r}{same}")
+        first[identity] = value
 
 
 def _axis_values(spec: Any, where: str) -> list[Scalar]:

@@ -81,6 +81,18 @@ def check_axis_key(base: ResolvedBase, dotted: str) -> None:
                          f"({err.args[0]})") from None
 
 
+def hardware_values(base: ResolvedBase) -> Mapping[str, Any]:
+    """The base's validated values (what a point's hardware identity starts from)."""
+    return base.values
+
+
+def normalise_value(base: ResolvedBase, dotted: str, value: Any) -> Any:
+    """`value` at `dotted` as the validated config holds it (`clock_mhz: 500` -> 500.0, a
+    string parsed as YAML); raises `HwConfigError` when the config rejects it."""
+    config = resolve_config(base, ((dotted, value),))
+    return base_value(ResolvedBase(source=base.source, values=config.to_dict()), dotted)
+
+
 def resolve_config(base: ResolvedBase, overrides: Sequence[tuple[str, Any]]):
     from sparsespikformer.simulator.config import hwconfig_from_dict
 
@@ -130,4 +142,5 @@ def totals_row(totals: Any) -> dict[str, Any]:
 
 __all__ = ["METRIC_COLUMNS", "STATUS_OK", "STATUS_ERROR", "SweepContext", "ResolvedBase",
            "ChunkTask", "PointTask", "load_base", "base_identity", "base_value",
-           "check_axis_key", "resolve_config", "evaluate_chunk", "totals_row"]
+           "check_axis_key", "hardware_values", "normalise_value", "resolve_config",
+           "evaluate_chunk", "totals_row"]

@@ -6,10 +6,11 @@ outcome.results  # tidy DataFrame, one row per point, in the spec's order
 ```
 
 Planning happens once, in this process: each base config is loaded and validated, each
-trace built or loaded, every point expanded and keyed by `point_key`. Points already in
-the directory's store are skipped; the rest go to the executor in chunks of one trace, and
-every finished chunk is appended to the store before its progress is counted. The tidy
-table `results.csv` is rewritten at the end, also after an interruption.
+trace built or loaded, every point expanded and keyed by its hardware and trace
+(`identity.py`: two spellings of one hardware point share a key and run once). Points
+already in the directory's store are skipped; the rest go to the executor in chunks of one
+trace, and every finished chunk is appended to the store before its progress is counted.
+The tidy table `results.csv` is rewritten at the end, also after an interruption.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +30,39 @@ from tqdm import tqdm
 
 from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
 from sparsespikformer.analysis.sweeps.evaluate import (
-    METRIC_COLUMNS,
     STATUS_ERROR,
     ChunkTask,
     SweepContext,
 )
 from sparsespikformer.analysis.sweeps.executors import check_executor_args, make_executor
+from sparsespikformer.analysis.sweeps.identity import (
+    POINT_KEY_VERSION,
+    ValueNormaliser,
+    hardware_config,
+    hardware_identity,
+    legacy_key_map,
+    legacy_point_key,
+    point_key,
+)
+from sparsespikformer.analysis.sweeps.meta import (
+    SPEC_COPY,
+    SWEEP_META,
+    TRACE_COLUMNS,
+    lowest_energy_text,
+    read_sweep_meta,
+    results_columns,
+)
 from sparsespikformer.analysis.sweeps.spec import (
     SweepPoint,
     SweepSpec,
     expand_points,
     load_sweep_spec,
-    point_key,
 )
 from sparsespikformer.analysis.sweeps.store import SweepStore
 from sparsespikformer.analysis.sweeps.traces import build_trace, trace_content_hash, trace_metadata
 from sparsespikformer.simulator.atomic import atomic_write_text
 from sparsespikformer.simulator.errors import InputError, SweepSpecError
 
-SWEEP_META = "sweep.json"
-SPEC_COPY = "spec.yaml"
-TRACE_COLUMNS = ("preset", "trace_source", "accuracy", "weight_sparsity", "keep_ratio",
-                 "selector_scorer", "mean_in_nonzero_fraction", "timesteps")
 _MAX_CHUNK = 256  # ~0.3 s of simulator work: amortises the pool round trip
 _CHUNKS_PER_WORKER = 8
 # Without --workers, sweeps this small run in-process: ~0.4 ms a point (a 73-layer trace)
@@ -75,6 +87,8 @@ class Evaluator:
     check_axis_key: Callable[[Any, str], None] = sweep_eval.check_axis_key
     evaluate_chunk: Callable[[SweepContext, ChunkTask], list[dict[str, Any]]] = \
         sweep_eval.evaluate_chunk
+    hardware_values: Callable[[Any], Any] = sweep_eval.hardware_values
+    normalise_value: Callable[[Any, str, Any], Any] = sweep_eval.normalise_value
 
 
 SIMULATOR = Evaluator()
@@ -83,7 +97,8 @@ SIMULATOR = Evaluator()
 @dataclass(frozen=True)
 class PlannedPoint:
     key: str
-    point: SweepPoint
+    point: SweepPoint  # its overrides normalised (as the validated config holds them)
+    written: tuple[tuple[str, Any], ...]  # the overrides as the spec wrote them
 
 
 @dataclass(frozen=True)
@@ -92,6 +107,7 @@ class SweepPlan:
     points: tuple[PlannedPoint, ...]
     context: SweepContext
     trace_info: Mapping[str, Mapping[str, Any]]  # trace name -> metadata columns
+    trace_identities: Mapping[str, str]  # trace name -> content hash
 
     @property
     def keys(self) -> list[str]:
@@ -100,8 +116,7 @@ class SweepPlan:
     @property
     def columns(self) -> list[str]:
         """The results table's leading columns, in order."""
-        return ["key", "trace", "base", *self.spec.axis_keys, *TRACE_COLUMNS,
-                *METRIC_COLUMNS, "status", "error"]
+        return results_columns(self.spec.axis_keys)
 
     def row_prefix(self, planned: PlannedPoint) -> dict[str, Any]:
         point = planned.point
@@ -118,6 +133,11 @@ class SweepOutcome:
     errors: int
     elapsed_s: float  # evaluation only: planning and table writing excluded
     results: pd.DataFrame = field(repr=False)
+    axis_keys: tuple[str, ...] = ()  # the spec's axes, in order
+
+    def best_point_text(self) -> str:
+        """`trace on base: axis=value, ...` of the lowest-energy ok row ('' if none)."""
+        return lowest_energy_text(self.results, self.axis_keys)
 
     @property
     def points_per_s(self) -> float:
@@ -128,7 +148,8 @@ class SweepOutcome:
 
 
 def plan_sweep(spec: SweepSpec, evaluator: Evaluator = SIMULATOR) -> SweepPlan:
-    """Load every base and trace once, expand the points and key them."""
+    """Load every base and trace once, expand the points and key them; a point that is the
+    same hardware and trace as an earlier one is planned once."""
     bases = {}
     for base in spec.bases:
         try:
@@ -137,17 +158,45 @@ def plan_sweep(spec: SweepSpec, evaluator: Evaluator = SIMULATOR) -> SweepPlan:
             raise type(err)(f"{spec.source}: base: {err}") from None
     _check_axes(spec, bases, evaluator)
     traces = {entry.name: build_trace(entry) for entry in spec.traces}
-    base_ids = {name: evaluator.base_identity(base) for name, base in bases.items()}
     trace_ids = {name: trace_content_hash(trace) for name, trace in traces.items()}
     points = expand_points(spec, lambda base, key: evaluator.base_value(bases[base], key))
-    planned = tuple(
-        PlannedPoint(key=point_key(base=p.base, base_identity=base_ids[p.base],
-                                   overrides=p.overrides, trace_identity=trace_ids[p.trace]),
-                     point=p)
-        for p in points)
+    planned = _key_points(spec, points, bases, trace_ids, evaluator)
     return SweepPlan(spec=spec, points=planned,
                      context=SweepContext(bases=bases, traces=traces),
-                     trace_info={name: trace_metadata(t) for name, t in traces.items()})
+                     trace_info={entry.name: trace_metadata(
+                         traces[entry.name], accuracy_given=entry.accuracy is not None)
+                         for entry in spec.traces},
+                     trace_identities=trace_ids)
+
+
+def _key_points(spec: SweepSpec, points: Sequence[SweepPoint], bases: Mapping[str, Any],
+                trace_ids: Mapping[str, str], evaluator: Evaluator
+                ) -> tuple[PlannedPoint, ...]:
+    normalise = ValueNormaliser(evaluator.normalise_value, bases)
+    hardware: dict[tuple, tuple[str, tuple]] = {}  # (base, overrides) -> (identity, normalised)
+    planned: dict[str, PlannedPoint] = {}
+    repeats: list[tuple[SweepPoint, SweepPoint]] = []
+    for point in points:
+        combination = (point.base, point.overrides)
+        if combination not in hardware:
+            values = tuple((key, normalise(point.base, key, value))
+                           for key, value in point.overrides)
+            config = hardware_config(evaluator.hardware_values(bases[point.base]), values)
+            hardware[combination] = (hardware_identity(config), values)
+        identity, values = hardware[combination]
+        key = point_key(hardware=identity, trace_identity=trace_ids[point.trace])
+        if key in planned:
+            repeats.append((planned[key].point, point))
+            continue
+        planned[key] = PlannedPoint(key=key, point=replace(point, overrides=values),
+                                    written=point.overrides)
+    if repeats:
+        first, again = repeats[0]
+        log.warning("%s: %d point(s) are the same hardware and trace as an earlier point "
+                    "(e.g. %s on %s %s = %s %s); each runs once", spec.source, len(repeats),
+                    again.trace, again.base, dict(again.overrides), first.base,
+                    dict(first.overrides))
+    return tuple(planned.values())
 
 
 def _check_axes(spec: SweepSpec, bases: Mapping[str, Any], evaluator: Evaluator) -> None:
@@ -198,6 +247,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path, *, executor: st
     plan = plan_sweep(spec, evaluator)
     out_dir = Path(out_dir)
     with SweepStore(out_dir) as store:
+        _check_resumed_folder(plan, store, out_dir, evaluator)
         _write_spec_copy(spec, out_dir)
         pending = [p for p in plan.points if p.key not in store]
         already_done = len(plan.points) - len(pending)
@@ -216,7 +266,7 @@ def run_sweep(spec: SweepSpec | str | Path, out_dir: str | Path, *, executor: st
             outcome = SweepOutcome(
                 out_dir=out_dir, total_points=len(plan.points), already_done=already_done,
                 evaluated=evaluated, errors=_count_errors(results), elapsed_s=elapsed_s,
-                results=results)
+                results=results, axis_keys=spec.axis_keys)
             _write_meta(outcome, spec, executor=executor, workers=workers)
     return outcome
 
@@ -248,6 +298,36 @@ def _evaluate_pending(plan: SweepPlan, pending: Sequence[PlannedPoint], store: S
     return evaluated, time.perf_counter() - start
 
 
+def _check_resumed_folder(plan: SweepPlan, store: SweepStore, out_dir: Path,
+                          evaluator: Evaluator) -> None:
+    """Resuming: say when the folder's earlier sweep had other axes, and re-key rows stored
+    under version-1 keys (see `identity.py`) so they are not run again."""
+    if not len(store):
+        return
+    meta = read_sweep_meta(out_dir) or {}
+    earlier = list(meta.get("axes") or {})
+    if meta and earlier != list(plan.spec.axis_keys):
+        log.warning("%s: the sweep stored here swept %s, this spec sweeps %s; results.csv "
+                    "and reports show this spec's points, results.jsonl keeps every point",
+                    out_dir, earlier or "no axes", list(plan.spec.axis_keys) or "no axes")
+    if meta.get("point_key_version") == POINT_KEY_VERSION:
+        return
+    base_ids = {name: evaluator.base_identity(base)
+                for name, base in plan.context.bases.items()}
+    pairs = ((legacy_point_key(base=p.point.base, base_identity=base_ids[p.point.base],
+                               overrides=p.written,
+                               trace_identity=plan.trace_identities[p.point.trace]), p)
+             for p in plan.points)
+    by_legacy = {legacy: planned for legacy, planned in pairs}
+    mapping = legacy_key_map(((legacy, p.key) for legacy, p in by_legacy.items()),
+                             store.keys())
+    if mapping:
+        store.rekey({old: (by_legacy[old].key, plan.row_prefix(by_legacy[old]))
+                     for old in mapping})
+        log.info("%s: %d results stored under version-1 point keys re-keyed; they are not "
+                 "run again", out_dir, len(mapping))
+
+
 def _count_errors(results: pd.DataFrame) -> int:
     if "status" not in results:
         return 0
@@ -270,6 +350,7 @@ def _write_meta(outcome: SweepOutcome, spec: SweepSpec, *, executor: str,
         "description": spec.description,
         "mode": spec.mode,
         "axes": {axis.key: list(axis.values) for axis in spec.axes},
+        "point_key_version": POINT_KEY_VERSION,
         "bases": list(spec.bases),
         "traces": [entry.name for entry in spec.traces],
         "total_points": outcome.total_points,
@@ -286,4 +367,5 @@ def _write_meta(outcome: SweepOutcome, spec: SweepSpec, *, executor: str,
 
 
 __all__ = ["Evaluator", "SIMULATOR", "PlannedPoint", "SweepPlan", "SweepOutcome", "plan_sweep",
-           "make_chunks", "auto_chunk_size", "run_sweep", "SWEEP_META", "TRACE_COLUMNS"]
+           "make_chunks", "auto_chunk_size", "run_sweep",
+           "SWEEP_META", "SPEC_COPY", "TRACE_COLUMNS"]

@@ -26,7 +26,6 @@ each base config (so `pe_array.rows * pe_array.cols <= 1024` works when only row
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ import numpy as np
 
 from sparsespikformer.analysis.sweeps.axes import Axis, Scalar, parse_axes
 from sparsespikformer.analysis.sweeps.constraints import Constraint, parse_constraint
-from sparsespikformer.analysis.sweeps.traces import TraceEntry, canonical_json, parse_trace_entries
+from sparsespikformer.analysis.sweeps.traces import TraceEntry, parse_trace_entries
 from sparsespikformer.simulator.checks import check_positive_int, check_seed, check_text
 from sparsespikformer.simulator.errors import InputError, SweepSpecError
 from sparsespikformer.simulator.yaml_file import read_yaml
@@ -223,9 +222,13 @@ def hardware_combinations(spec: SweepSpec, base_value: BaseValueLookup | None = 
                              f"{_GRID_LIMIT:,}; use mode: random with samples")
         candidates = _all_candidates(sizes)
         chosen = candidates[_valid(spec, candidates, constants)]
+        if not len(chosen):
+            raise _empty_design_space(spec, total)
     elif total <= _ENUMERATE_LIMIT:
         candidates = _all_candidates(sizes)
         valid = np.flatnonzero(_valid(spec, candidates, constants))
+        if not valid.size:
+            raise _empty_design_space(spec, total)
         if valid.size < spec.samples:
             raise SweepSpecError(f"{spec.source}: samples: {spec.samples} requested but only "
                              f"{valid.size} distinct points satisfy the constraints")
@@ -251,8 +254,18 @@ def _rejection_sample(spec: SweepSpec, sizes: Sequence[int],
             seen.setdefault(tuple(int(i) for i in row), None)
             if len(seen) == spec.samples:
                 return np.array(list(seen), dtype=np.int64)
+    if not seen:
+        raise _empty_design_space(spec, math.prod(sizes), drawn=400 * spec.samples)
     raise SweepSpecError(f"{spec.source}: samples: found only {len(seen)} distinct points that "
                      f"satisfy the constraints; loosen them or ask for fewer samples")
+
+
+def _empty_design_space(spec: SweepSpec, total: int, drawn: int | None = None
+                        ) -> SweepSpecError:
+    """One line: the constraints leave nothing to run (in every mode and executor)."""
+    searched = f"none of {drawn:,} random draws from" if drawn else "no point of"
+    return SweepSpecError(f"{spec.source}: constraints: {searched} the {total:,}-point design "
+                          f"space satisfies them ({'; '.join(c.text for c in spec.constraints)})")
 
 
 def _base_constants(spec: SweepSpec, base_value: BaseValueLookup | None
@@ -304,18 +317,6 @@ def count_points(spec: SweepSpec, base_value: BaseValueLookup | None = None) -> 
     return len(hardware_combinations(spec, base_value)) * len(spec.traces)
 
 
-def point_key(*, base: str, base_identity: str, overrides: Sequence[tuple[str, Scalar]],
-              trace_identity: str) -> str:
-    """sha256 of the canonical JSON of everything that decides a point's result.
-
-    `base_identity` and `trace_identity` are content hashes, so editing a base config or
-    re-recording a trace makes new points instead of resuming stale ones.
-    """
-    payload = {"base": base, "base_sha256": base_identity, "overrides": dict(overrides),
-               "trace_sha256": trace_identity}
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
-
-
 __all__ = ["SPEC_VERSION", "Axis", "SweepSpec", "SweepPoint", "load_sweep_spec",
            "parse_sweep_spec", "resolve_spec_path", "bundled_sweeps_dir", "expand_points",
-           "hardware_combinations", "count_points", "point_key"]
+           "hardware_combinations", "count_points"]

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from sparsespikformer.analysis.reporting.result_files import check_numeric_columns
-from sparsespikformer.simulator.atomic import atomic_write_with
+from sparsespikformer.simulator.atomic import atomic_write_text, atomic_write_with
 from sparsespikformer.simulator.errors import InputError
 
 try:  # POSIX advisory locks; elsewhere the store runs unlocked
@@ -103,6 +103,24 @@ class SweepStore:
                 self._sync()
         return len(fresh)
 
+    def rekey(self, changes: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
+        """Store the rows of old keys under new keys, with some columns changed:
+        `{old key: (new key, {column: value})}`. `results.jsonl` is rewritten atomically
+        (a one-time migration: appending copies would leave both keys in the file)."""
+        if not changes:
+            return
+        rows: dict[str, dict[str, Any]] = {}
+        for key, row in self._rows.items():
+            new_key, columns = changes.get(key, (key, {}))
+            if new_key in rows or (new_key != key and new_key in self._rows):
+                raise InputError(f"{self.jsonl_path}: cannot re-key {key[:12]}: "
+                                 f"{new_key[:12]} is stored already")
+            rows[new_key] = _json_ready({**row, **columns, "key": new_key})
+        self._file.close()
+        atomic_write_text(self.jsonl_path, "".join(_encode_line(row) for row in rows.values()))
+        self._rows = rows
+        self._file = open(self.jsonl_path, "ab")  # noqa: SIM115 - closed in close()
+
     def _sync(self) -> None:
         os.fsync(self._file.fileno())
         self._last_fsync = time.monotonic()
@@ -155,13 +173,15 @@ def write_results_csv(path: Path, table: pd.DataFrame) -> Path:
 def read_results(directory_or_file: str | os.PathLike) -> pd.DataFrame:
     """A sweep's results as a DataFrame, from its directory, results.csv or results.jsonl.
 
-    Reads without the lock, so a report can look at a sweep that is still running; the
-    JSON lines are preferred when both exist, being the more up to date.
+    Reads without the lock, so a report can look at a sweep that is still running. In a
+    directory, results.csv (the last run's points, in its spec's order, written when a run
+    ends or is interrupted) is read unless results.jsonl is newer: a sweep still running,
+    or killed before it could write the table. The JSON lines keep every point ever run
+    there, also those of an earlier spec resumed in the same folder.
     """
     path = Path(directory_or_file)
     if path.is_dir():
-        jsonl, csv = path / RESULTS_JSONL, path / RESULTS_CSV
-        path = jsonl if jsonl.is_file() else csv
+        path = _freshest_table(path / RESULTS_JSONL, path / RESULTS_CSV)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no sweep results found")
     if path.suffix == ".jsonl":
@@ -172,6 +192,14 @@ def read_results(directory_or_file: str | os.PathLike) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: unreadable CSV ({err})".replace("\n", " ")) from None
     return check_numeric_columns(table, path)
+
+
+def _freshest_table(jsonl: Path, csv: Path) -> Path:
+    if not csv.is_file():
+        return jsonl
+    if not jsonl.is_file() or csv.stat().st_mtime_ns >= jsonl.stat().st_mtime_ns:
+        return csv
+    return jsonl
 
 
 def _json_ready(row: Mapping[str, Any]) -> dict[str, Any]:

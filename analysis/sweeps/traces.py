@@ -282,15 +282,19 @@ def trace_content_hash(trace: Trace) -> str:
     return digest.hexdigest()
 
 
-def trace_metadata(trace: Trace) -> dict[str, Any]:
-    """The trace columns of a sweep's results table."""
+def trace_metadata(trace: Trace, *, accuracy_given: bool = False) -> dict[str, Any]:
+    """The trace columns of a sweep's results table. `accuracy_samples` is the number of
+    images the manifest's accuracy was measured on (NaN when the spec gave the accuracy by
+    hand, `accuracy_given`, or there is none)."""
     manifest = trace.manifest
     keep_ratios = manifest.get("keep_ratios") or []
     accuracy = manifest.get("accuracy")
+    measured = accuracy is not None and not accuracy_given
     return {
         "preset": manifest.get("preset", ""),
         "trace_source": manifest.get("source", ""),
         "accuracy": float("nan") if accuracy is None else float(accuracy),
+        "accuracy_samples": int(manifest.get("num_samples", 0)) if measured else float("nan"),
         "weight_sparsity": float(manifest.get("weight_sparsity", 0.0)),
         "keep_ratio": float(keep_ratios[0]) if keep_ratios else 1.0,
         "selector_scorer": manifest.get("selector_scorer") or "",

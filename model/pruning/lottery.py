@@ -205,13 +205,15 @@ def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
 
 
 def _finish_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
-                  accuracy: float, seconds: float, baseline: str) -> dict:
+                  accuracy: float, seconds: float, baseline: str, test_samples: int) -> dict:
     out = round_dir(out_dir, round_index)
     save_masks(masks, out / MASK_NAME)
     save_state(model.state_dict(), out / WEIGHTS_NAME)
+    # test_samples: the n behind the accuracy, so reports can give its binomial interval
     result = {"round": round_index, "weight_sparsity": weight_sparsity(masks),
               "test_accuracy": accuracy, "params_nonzero": params_nonzero(model, masks),
-              "seconds": seconds, "baseline": "imp" if baseline == "none" else baseline}
+              "seconds": seconds, "baseline": "imp" if baseline == "none" else baseline,
+              "test_samples": test_samples}
     atomic_write_text(out / RESULT_NAME, json.dumps(result, indent=2) + "\n")
     write_rounds_csv(out_dir)
     logger.info("%s round %d: sparsity %.4f, test accuracy %.4f (%.0f s)", result["baseline"],
@@ -227,7 +229,7 @@ def _run_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
     started = time.perf_counter()
     accuracy = _train_masked(model, masks, task, out, rewind_epoch)
     return _finish_round(out_dir, round_index, model, masks, accuracy,
-                         time.perf_counter() - started, baseline)
+                         time.perf_counter() - started, baseline, len(task.test_set))
 
 
 # ---------------------------------------------------------------- rounds

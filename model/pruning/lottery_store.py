@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 ROUNDS_COLUMNS = ("round", "weight_sparsity", "test_accuracy", "params_nonzero", "seconds",
                   "baseline")
+OPTIONAL_COLUMN = "test_samples"  # the test images each accuracy was measured on
 ROUNDS_NAME = "rounds.csv"
 RESULT_NAME = "result.json"
 MASK_NAME = "mask.pt"
@@ -90,6 +91,11 @@ def read_result_file(path: Path) -> dict:
         raise InputError(f"{path}: 'baseline' must be a string, got {result['baseline']!r}")
     if not isinstance(result["round"], int) or path.parent.name != f"round_{result['round']:02d}":
         raise InputError(f"{path}: 'round' is {result['round']!r}, not the folder's round")
+    samples = result.get(OPTIONAL_COLUMN)  # absent in rounds written before it existed
+    if samples is not None and (not isinstance(samples, int) or isinstance(samples, bool)
+                                or samples < 1):
+        raise InputError(f"{path}: '{OPTIONAL_COLUMN}' must be a positive integer, "
+                         f"got {samples!r}")
     return result
 
 
@@ -125,7 +131,9 @@ def write_rounds_csv(out_dir: Path) -> pd.DataFrame:
     """Rebuild rounds.csv from the finished rounds' result files."""
     out_dir = Path(out_dir)
     rows = [read_result_file(p) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
-    table = pd.DataFrame(rows, columns=list(ROUNDS_COLUMNS))
+    columns = list(ROUNDS_COLUMNS) + ([OPTIONAL_COLUMN] if any(OPTIONAL_COLUMN in r for r in rows)
+                                      else [])
+    table = pd.DataFrame(rows, columns=columns)
     atomic_write_text(out_dir / ROUNDS_NAME, table.to_csv(index=False))
     return table
 

@@ -20,9 +20,9 @@ import yaml
 from sparsespikformer.analysis.sweeps.run import Evaluator
 
 FAKE_BASES: dict[str, dict[str, Any]] = {
-    "tiny_a": {"pe_array": {"rows": 16, "cols": 16}, "clock_mhz": 500.0,
+    "tiny_a": {"pe_array": {"rows": 16, "cols": 16}, "clock_mhz": 500.0, "leakage_mw": 0.0,
                "weight_memory": {"size_kib": 256}},
-    "tiny_b": {"pe_array": {"rows": 8, "cols": 32}, "clock_mhz": 250.0,
+    "tiny_b": {"pe_array": {"rows": 8, "cols": 32}, "clock_mhz": 250.0, "leakage_mw": 0.0,
                "weight_memory": {"size_kib": 64}},
 }
 
@@ -93,6 +93,18 @@ def check_axis_key(base: dict[str, Any], dotted: str) -> None:
         raise ValueError(f"{dotted}: unknown key") from None
 
 
+def hardware_values(base: dict[str, Any]) -> dict[str, Any]:
+    return base
+
+
+def normalise_value(base: dict[str, Any], dotted: str, value: Any) -> Any:
+    """Like the config: a float key holds a float (500 -> 500.0); other values as given."""
+    current = base_value(base, dotted)
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def resolved(base: dict[str, Any], overrides) -> dict[str, Any]:
     config = copy.deepcopy(base)
     for dotted, value in overrides:
@@ -151,10 +163,9 @@ def slow_evaluate_chunk(context, task) -> list[dict[str, Any]]:
     return evaluate_chunk(context, task)
 
 
-FAKE = Evaluator(load_base=load_base, base_identity=base_identity, base_value=base_value,
-                 check_axis_key=check_axis_key, evaluate_chunk=evaluate_chunk)
-INTERRUPTING = Evaluator(load_base=load_base, base_identity=base_identity,
-                         base_value=base_value, check_axis_key=check_axis_key,
-                         evaluate_chunk=interrupting_evaluate_chunk)
-SLOW = Evaluator(load_base=load_base, base_identity=base_identity, base_value=base_value,
-                 check_axis_key=check_axis_key, evaluate_chunk=slow_evaluate_chunk)
+_FAKE_BASES = {"load_base": load_base, "base_identity": base_identity, "base_value": base_value,
+               "check_axis_key": check_axis_key, "hardware_values": hardware_values,
+               "normalise_value": normalise_value}
+FAKE = Evaluator(**_FAKE_BASES, evaluate_chunk=evaluate_chunk)
+INTERRUPTING = Evaluator(**_FAKE_BASES, evaluate_chunk=interrupting_evaluate_chunk)
+SLOW = Evaluator(**_FAKE_BASES, evaluate_chunk=slow_evaluate_chunk)

@@ -106,3 +106,94 @@ def test_simulate_dash_o_dash_writes_standard_output(tmp_path, capsys, monkeypat
 def _tiny_shapes():
     from sweep_fakes import tiny_layer_shapes
     return tiny_layer_shapes()
+
+
+# ----------------------------------------------------------------------------- the rest of the kind
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "eval", "prune", "trace", "simulate",
+                                     "sweep", "plot", "report", "list"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: sparsespikformer {command} ")
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--out", "-"],
+    ["train", "--out", "-"],
+    ["prune", "--out", "-"],
+    ["trace", "--synthetic", "--preset", "spikformer_4_64_digits", "--out", "-"],
+    ["sweep", "pe_memory_sweep", "--out", "-"],
+])
+def test_a_folder_output_refuses_standard_output_in_one_line(argv, capsys, tmp_path,
+                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "argument --out: '-' means standard output, which cannot hold a folder" in err
+    assert not (tmp_path / "-").exists()
+
+
+def _sweep_folder(tmp_path):
+    from sweep_fakes import FAKE, write_spec
+
+    from sparsespikformer.analysis.sweeps.run import run_sweep
+
+    run_sweep(write_spec(tmp_path), tmp_path / "sw", workers=1, progress=False, evaluator=FAKE)
+    return tmp_path / "sw"
+
+
+def test_plot_and_report_write_standard_output(tmp_path, capsysbinary, monkeypatch):
+    folder = _sweep_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = ["plot", "pareto", "--input", str(folder), "--y", "latency_s", "--out", "-"]
+    assert main([*argv, "--format", "png"]) == 0
+    assert capsysbinary.readouterr().out[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main([*argv, "--format", "pdf"]) == 0
+    assert capsysbinary.readouterr().out[:5] == b"%PDF-"
+    assert main(["report", str(folder), "--out", "-"]) == 0
+    page = capsysbinary.readouterr().out.decode("utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not (tmp_path / "-").exists() and not (folder / "report.html").exists()
+
+
+def test_plot_to_standard_output_needs_one_format(tmp_path, capsys):
+    folder = _sweep_folder(tmp_path)
+    assert main(["plot", "pareto", "--input", str(folder), "--y", "latency_s",
+                 "--out", "-"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "give one --format" in err
+
+
+def test_report_into_a_closed_pipe_ends_quietly(tmp_path):
+    folder = _sweep_folder(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "sparsespikformer.analysis.cli", "report",
+                             str(folder), "--out", "-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and stderr == ""
+
+
+class _Stream:
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty, no_progress, shown", [
+    (True, False, True), (False, False, False), (True, True, False)])
+def test_progress_bars_only_on_a_terminal(monkeypatch, tty, no_progress, shown):
+    import argparse
+
+    from sparsespikformer.analysis.cli.arg_groups import progress_wanted
+
+    monkeypatch.setattr(sys, "stderr", _Stream(tty))
+    assert progress_wanted(argparse.Namespace(no_progress=no_progress)) is shown

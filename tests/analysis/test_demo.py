@@ -1,38 +1,56 @@
 """The demo pipeline end to end at a tiny size: every stage runs, the summary holds what the
-issue asks for, and a re-run reuses the finished stages instead of recomputing them."""
+issue asks for (every accuracy with its test-set size and 95 % interval), the report opens
+with the answer and renders no stage bookkeeping, every output follows the umask (077
+here: the strict case), and a re-run reuses the finished stages instead of recomputing
+them."""
 
 import json
+import re
 
 import pytest
+from file_modes import assert_umask_modes, umask
 
+from sparsespikformer.analysis.accuracy import wilson_interval
 from sparsespikformer.analysis.demo import STAGES, DemoConfig, run_demo
+from sparsespikformer.analysis.demo_summary import ACCURACY_KEYS
 from sparsespikformer.hwconfigs import list_hwconfigs
 
-SUMMARY_KEYS = ("dense_accuracy", "pruned_accuracy", "weight_sparsity", "selector_accuracy",
-                "keep_ratio", "dense_gflops", "selected_gflops")
+DIGITS_TEST_IMAGES = 360  # the bundled digits test split
+SUMMARY_FLOATS = ("weight_sparsity", "keep_ratio", "dense_gflops", "selected_gflops")
 
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    config = DemoConfig(out_dir=tmp_path_factory.mktemp("demo"), timesteps=1, lth_rounds=1,
-                        dense_epochs=1, lth_epochs=1, selector_epochs=1, trace_samples=8,
-                        sweep_rows=(8, 16),
+    config = DemoConfig(out_dir=tmp_path_factory.mktemp("demo") / "run", timesteps=1,
+                        lth_rounds=1, dense_epochs=1, lth_epochs=1, selector_epochs=1,
+                        trace_samples=8, sweep_rows=(8, 16),
                         sweep_cols=(8,), sweep_weight_kib=(64,), progress=False)
-    return config, run_demo(config)
+    with umask(0o077):
+        summary = run_demo(config)
+    return config, summary
 
 
 def test_summary_has_every_required_field(demo_run):
     config, summary = demo_run
     on_disk = json.loads((config.out_dir / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
-    for key in SUMMARY_KEYS:
+    assert summary["test_samples"] == DIGITS_TEST_IMAGES
+    for key in ACCURACY_KEYS:
+        accuracy = summary[key]
+        assert accuracy["test_samples"] == DIGITS_TEST_IMAGES, key
+        assert accuracy["accuracy"] == accuracy["correct"] / DIGITS_TEST_IMAGES
+        assert (accuracy["ci95_low"], accuracy["ci95_high"]) == \
+            wilson_interval(accuracy["correct"], DIGITS_TEST_IMAGES)
+    for key in SUMMARY_FLOATS:
         assert isinstance(summary[key], float), key
     assert summary["weight_sparsity"] == pytest.approx(0.25, abs=1e-3)  # one 25 % round
     assert summary["selected_gflops"] < summary["dense_gflops"]
     for metric in ("energy_pj", "latency_s"):
         assert set(summary[metric]) == set(list_hwconfigs())
         for variants in summary[metric].values():
+            assert list(variants) == ["dense", "pruned", "selected", "co_designed"]
             assert variants["dense"] > 0 and variants["co_designed"] > 0
+    assert summary["answer"].startswith(f"Across the {len(list_hwconfigs())} accelerators")
 
 
 def test_every_stage_left_its_outputs(demo_run):
@@ -45,6 +63,23 @@ def test_every_stage_left_its_outputs(demo_run):
     assert summary["sweep_points"] == 2 * 1 * 1 * 2 * 4  # rows x cols x memory x dataflow x traces
     assert (out / "report.html").stat().st_size > 10_000
     assert len(list((out / "plots").glob("*.png"))) >= 5
+
+
+def test_every_output_follows_the_umask(demo_run):
+    config, _ = demo_run
+    assert_umask_modes(config.out_dir, 0o077)
+
+
+def test_report_opens_with_the_answer_and_shows_no_bookkeeping(demo_run):
+    config, summary = demo_run
+    page = (config.out_dir / "report.html").read_text(encoding="utf-8")
+    titles = re.findall(r"<h2>(.*?)</h2>", page)
+    assert titles[0] == "Co-designed vs dense: the answer"
+    assert "stages/" not in page  # stage files are bookkeeping, never results
+    assert "{&#x27;" not in page and "{'" not in page  # no dict dumped into a cell
+    dense = summary["dense_accuracy"]
+    assert f"({dense['correct']}/{DIGITS_TEST_IMAGES}; 95 % CI" in page
+    assert "e+0" not in page.split("<h2>")[2]  # energies in µJ, not 1.692e+07 pJ
 
 
 def test_rerun_reuses_finished_stages(demo_run):

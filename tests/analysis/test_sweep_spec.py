@@ -14,12 +14,16 @@ from sweep_fakes import FAKE_BASES, base_value, tiny_layer_shapes, write_spec
 
 from sparsespikformer.analysis.sweeps import evaluate as sweep_eval
 from sparsespikformer.analysis.sweeps.constraints import parse_constraint
+from sparsespikformer.analysis.sweeps.identity import (
+    hardware_identity,
+    legacy_point_key,
+    point_key,
+)
 from sparsespikformer.analysis.sweeps.spec import (
     count_points,
     expand_points,
     hardware_combinations,
     load_sweep_spec,
-    point_key,
 )
 from sparsespikformer.analysis.sweeps.traces import build_trace, trace_content_hash, trace_metadata
 from sparsespikformer.simulator.synthetic import synthetic_trace
@@ -247,18 +251,34 @@ def test_constraint_evaluates_on_arrays_like_python():
 # ----------------------------------------------------------------------------- identity
 
 
-def test_point_key_is_sha256_of_canonical_json_and_order_free():
+def _sha256_of_json(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"))
+                          .encode()).hexdigest()
+
+
+def test_legacy_point_key_is_sha256_of_canonical_json_and_order_free():
     payload = {"base": "b", "base_sha256": "1" * 64, "overrides": {"x.y": 2, "a": "s"},
                "trace_sha256": "2" * 64}
-    expected = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"))
-                              .encode()).hexdigest()
-    key = point_key(base="b", base_identity="1" * 64, overrides=(("x.y", 2), ("a", "s")),
-                    trace_identity="2" * 64)
-    assert key == expected
-    assert key == point_key(base="b", base_identity="1" * 64,
-                            overrides=(("a", "s"), ("x.y", 2)), trace_identity="2" * 64)
-    assert key != point_key(base="b", base_identity="1" * 64,
-                            overrides=(("a", "s"), ("x.y", 3)), trace_identity="2" * 64)
+    key = legacy_point_key(base="b", base_identity="1" * 64,
+                           overrides=(("x.y", 2), ("a", "s")), trace_identity="2" * 64)
+    assert key == _sha256_of_json(payload)
+    assert key == legacy_point_key(base="b", base_identity="1" * 64,
+                                   overrides=(("a", "s"), ("x.y", 2)), trace_identity="2" * 64)
+    assert key != legacy_point_key(base="b", base_identity="1" * 64,
+                                   overrides=(("a", "s"), ("x.y", 3)), trace_identity="2" * 64)
+
+
+def test_point_key_is_sha256_of_hardware_and_trace_with_numbers_as_numbers():
+    # oracle: the canonical JSON written out by hand, every number as a float
+    hardware = {"clock_mhz": 500, "pe_array": {"rows": 16, "dataflow": "ws"}, "flag": True}
+    expected_hw = _sha256_of_json({"hardware": {"clock_mhz": 500.0, "flag": True,
+                                                "pe_array": {"dataflow": "ws", "rows": 16.0}}})
+    assert hardware_identity(hardware) == expected_hw
+    assert hardware_identity({**hardware, "clock_mhz": 500.0}) == expected_hw
+    assert hardware_identity({**hardware, "flag": 1}) != expected_hw  # True is not 1
+    key = point_key(hardware=expected_hw, trace_identity="2" * 64)
+    assert key == _sha256_of_json({"hardware_sha256": expected_hw, "trace_sha256": "2" * 64,
+                                   "version": 2})
 
 
 def test_trace_hash_survives_a_save_and_load_and_sees_changes(tmp_path):

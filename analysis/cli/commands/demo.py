@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.analysis.cli.arg_groups import add_progress_flag, progress_wanted
+from sparsespikformer.analysis.cli.arg_types import output_folder
+
 HELP = ("train, prune (LTH), select tokens, trace, simulate on every bundled accelerator, "
         "sweep and report, on the bundled digits data")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo_run",
+    parser.add_argument("--out", default="demo_run", type=output_folder,
                         help="output directory; re-running reuses finished stages "
                              "(default: demo_run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: fewer epochs, rounds and samples (minutes less, "
                              "numbers not meaningful)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_progress_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.demo import DemoConfig, run_demo
     from sparsespikformer.analysis.demo_summary import summary_table
 
-    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=not args.no_progress)
+    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=progress_wanted(args))
     if args.quick:
         config = quick_config(config)
     summary = run_demo(config)

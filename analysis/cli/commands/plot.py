@@ -13,13 +13,16 @@ timestep: the firing rate where inputs are 0/1 spikes, more than the non-zero fr
 integer residual stream.
 | `kept-tokens` | an .npz with images, num_tokens and kept/<selector> index arrays |
 
-Writes PATH as PNG and PDF (PATH.png and PATH.pdf; a .png or .pdf suffix is replaced).
+Writes PATH as PNG and PDF (PATH.png and PATH.pdf; a .png or .pdf suffix is replaced);
+`--out - --format png` writes the one figure to standard output.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from sparsespikformer.analysis.cli.arg_types import STDOUT, output_file
 from sparsespikformer.simulator.errors import InputError
 
 HELP = "draw one figure (PNG + PDF) from result files: energy, Pareto, LTH, tokens, ..."
@@ -32,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=KINDS, help="which figure")
     parser.add_argument("--input", nargs="+", required=True, metavar="FILE",
                         help="result file(s) or folder (see `plot --help` table in the docs)")
-    parser.add_argument("--out", required=True, help="output path (PNG and PDF written)")
+    parser.add_argument("--out", required=True, type=output_file,
+                        help="output path (PATH.png and PATH.pdf written), or '-' for "
+                             "standard output with one --format")
     parser.add_argument("--format", nargs="+", choices=("png", "pdf"), default=["png", "pdf"],
                         help="formats to write (default: png pdf)")
     parser.add_argument("--title", help="figure title")
@@ -90,8 +95,16 @@ def make_figure(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsespikformer.analysis.reporting.plots import save_figure
+    from sparsespikformer.analysis.reporting.plots import figure_bytes, save_figure
 
+    if args.out == STDOUT:
+        formats = list(dict.fromkeys(args.format))
+        if len(formats) != 1:
+            raise InputError("--out -: standard output takes one file; give one --format "
+                             "(png or pdf)")
+        sys.stdout.flush()
+        sys.stdout.buffer.write(figure_bytes(make_figure(args), formats[0]))
+        return 0
     for path in save_figure(make_figure(args), args.out, formats=args.format):
         print(path)
     return 0

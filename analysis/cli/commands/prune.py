@@ -20,6 +20,7 @@ from sparsespikformer.analysis.cli.arg_groups import (
     add_model_and_data,
     add_shared_training,
     add_token_selection,
+    progress_wanted,
     train_config_changes,
 )
 from sparsespikformer.analysis.cli.arg_types import finite_float, non_negative_int, positive_int
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         train_config=train_config,
         initial_state=student_state_from_teacher(probe, teacher) if teacher else None,
         loss_fn=SelectorLoss(teacher, SelectorLossConfig()) if has_selectors else None,
-        progress=not args.no_progress,
+        progress=progress_wanted(args),
         # Recorded in OUT (settings.json): a resumed run must use the same model, data and
         # teacher. The teacher's path stands for its weights.
         metadata={"preset": args.preset, "data": args.data, "img_size": img_size,

@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import signal
 
+from sparsespikformer.analysis.cli.arg_groups import add_progress_flag, progress_wanted
+from sparsespikformer.analysis.cli.arg_types import output_folder
+
 HELP = "run a hardware x model design-space sweep (resumable; local processes or Dask)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="sweep spec YAML, or a bundled spec name")
-    parser.add_argument("--out", required=True, help="results folder (resumed if it exists)")
+    parser.add_argument("--out", required=True, type=output_folder,
+                        help="results folder (resumed if it exists)")
     parser.add_argument("--executor", choices=("local", "dask"), default="local",
                         help="local process pool (default) or Dask distributed")
     parser.add_argument("--workers", type=int,
@@ -26,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler", help="Dask scheduler address (with --executor dask)")
     parser.add_argument("--chunk-size", type=int,
                         help="points per task sent to a worker (default: automatic)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_flag(parser)
 
 
 def _interrupt_on_sigterm() -> None:
@@ -38,12 +42,13 @@ def _interrupt_on_sigterm() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsespikformer.analysis.reporting.display import format_duration, format_energy
     from sparsespikformer.analysis.sweeps.run import run_sweep
 
     _interrupt_on_sigterm()
     outcome = run_sweep(args.spec, args.out, executor=args.executor, workers=args.workers,
                         scheduler=args.scheduler, chunk_size=args.chunk_size,
-                        progress=not args.no_progress)
+                        progress=progress_wanted(args))
     results = outcome.results
     print(f"{outcome.total_points} points: {outcome.already_done} already done, "
           f"{outcome.evaluated} evaluated now, {outcome.errors} rejected by the config")
@@ -52,12 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if outcome.errors:
         first = results.loc[results["status"] == "error", "error"].iloc[0]
         print(f"first rejection: {first}")
-    ok = results[results["status"] == "ok"] if "status" in results else results
-    if not ok.empty and "energy_pj" in ok:
+    where = outcome.best_point_text()
+    if where:  # every swept value of the best point, as the spec names its axes
+        ok = results[results["status"] == "ok"] if "status" in results else results
         best = ok.loc[ok["energy_pj"].idxmin()]
-        swept = ", ".join(f"{key}={best[key]}" for key in results.columns if "." in key)
-        print(f"lowest energy: {best['energy_pj'] * 1e-6:.4g} µJ, "
-              f"{best['latency_s'] * 1e3:.4g} ms ({best['trace']} on {best['base']}"
-              f"{': ' + swept if swept else ''})")
+        print(f"lowest energy: {format_energy(best['energy_pj'])}, "
+              f"{format_duration(best['latency_s'])} ({where})")
     print(f"results: {outcome.out_dir / 'results.csv'}")
     return 0

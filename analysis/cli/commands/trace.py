@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
+from sparsespikformer.analysis.cli.arg_groups import add_progress_flag, progress_wanted
+from sparsespikformer.analysis.cli.arg_types import (
+    finite_float,
+    output_folder,
+    positive_int,
+    rng_seed,
+)
 from sparsespikformer.simulator.errors import InputError
 
 HELP = "record a per-layer spike/sparsity trace (real samples, or --synthetic statistics)"
@@ -34,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="measure the statistics no count needs (LIF membrane currents, "
                              "non-zero fraction of pre-activation outputs) on the first N "
                              "samples only, in whole batches: faster (default: all)")
-    parser.add_argument("--out", required=True, help="trace directory to write")
+    parser.add_argument("--out", required=True, type=output_folder,
+                        help="trace directory to write")
+    add_progress_flag(parser)
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",
                            help="assume statistics instead of running samples")
@@ -99,7 +107,7 @@ def _recorded(args: argparse.Namespace):
     return record_trace(loaded.model, images, labels, batch_size=args.batch_size,
                         preset=loaded.preset, dataset=loaded.data, seed=args.seed,
                         real_stats_samples=_real_stats_samples(args.real_stats_samples),
-                        progress=True)
+                        progress=progress_wanted(args))
 
 
 def _real_stats_samples(text: str) -> int | None:

@@ -9,6 +9,7 @@ from sparsespikformer.analysis.cli.arg_groups import (
     add_model_and_data,
     add_shared_training,
     add_token_selection,
+    progress_wanted,
     train_config_changes,
 )
 from sparsespikformer.analysis.cli.arg_types import finite_float, non_negative_int, positive_int
@@ -75,11 +76,11 @@ def run(args: argparse.Namespace) -> int:
                 "overrides": overrides}
     if args.teacher is not None:
         history = train_selector(model, load_teacher_for(model, args.teacher), train_set,
-                                 test_set, config, args.out, progress=not args.no_progress,
+                                 test_set, config, args.out, progress=progress_wanted(args),
                                  metadata=metadata)
     else:
         history = train(model, train_set, test_set, config, args.out,
-                        progress=not args.no_progress, metadata=metadata)
+                        progress=progress_wanted(args), metadata=metadata)
     last = history.iloc[-1]
     print(f"{args.preset} on {train_set.info.name}: test accuracy {last['test_accuracy']:.2%} "
           f"after {int(last['epoch'])} epochs; checkpoint {args.out}/{CHECKPOINT_NAME}")

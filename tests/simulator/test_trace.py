@@ -83,9 +83,9 @@ def test_synthetic_counts_follow_closed_form():
 def test_synthetic_keep_ratio_shrinks_tokens_of_later_blocks():
     layers = toy_trace(keep_ratio=0.7).layers.set_index("layer")
     assert layers.loc["block.0.fc", "tokens_in"] == 16  # block 0 sees every token
-    assert layers.loc["block.1.fc", "tokens_in"] == int(16 * 0.7)
-    assert layers.loc["block.1.qk", "gemm_m"] == int(16 * 0.7)
-    assert layers.loc["block.1.qk", "gemm_n"] == int(16 * 0.7)
+    assert layers.loc["block.1.fc", "tokens_in"] == 11  # int(16 x 0.7) = int(11.2)
+    assert layers.loc["block.1.qk", "gemm_m"] == 11
+    assert layers.loc["block.1.qk", "gemm_n"] == 11
     assert layers.loc["block.1.qk", "gemm_k"] == 4  # head dim is not a token axis
 
 

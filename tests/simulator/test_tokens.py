@@ -1,0 +1,58 @@
+"""Kept-token counts: `kept_token_count` and synthetic traces against the hand-worked table
+and against exact rational arithmetic (`fractions.Fraction`)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from kept_tokens_table import KEEP_RATIOS, KEPT_TOKENS, N0_VALUES
+from spikformer_shapes import spikformer_shapes
+
+from sparsespikformer.simulator import synthetic_trace
+from sparsespikformer.simulator.tokens import kept_token_count
+
+
+@pytest.mark.parametrize("n0, ratio", sorted(KEPT_TOKENS))
+def test_kept_token_count_is_the_hand_table(n0, ratio):
+    assert tuple(kept_token_count(n0, ratio, k) for k in (1, 2, 3)) == KEPT_TOKENS[n0, ratio]
+    assert kept_token_count(n0, ratio, 0) == n0  # before the first selector: every token
+    # the array form gives the same counts
+    assert kept_token_count(np.full(3, n0), ratio, np.array([1, 2, 3])).tolist() == \
+        list(KEPT_TOKENS[n0, ratio])
+
+
+@pytest.mark.parametrize("ratio_text", ["0.9", "0.8", "0.7", "0.6", "0.5"])
+def test_kept_token_count_is_the_exact_rational_truncation(ratio_text):
+    """N = 1..1024, k = 1..3: max(1, floor(N · ρ^k)) with ρ as an exact decimal fraction."""
+    ratio = Fraction(ratio_text)
+    n = np.arange(1, 1025)
+    for k in (1, 2, 3):
+        expected = np.array([max(1, math.floor(int(n0) * ratio ** k)) for n0 in n])
+        got = kept_token_count(n, float(ratio_text), k)
+        wrong = np.flatnonzero(got != expected)[:5]
+        assert wrong.size == 0, (f"k={k}: N0={n[wrong].tolist()} gives {got[wrong].tolist()}, "
+                                 f"exact {expected[wrong].tolist()}")
+
+
+def block_tokens(trace, block):
+    """(tokens a block's Q projection sees, Q·Kᵀ rows, Q·Kᵀ columns)."""
+    layers = trace.layers.set_index("layer")
+    q = layers.loc[f"block.{block}.attn.q_linear"]
+    qk = layers.loc[f"block.{block}.attn.qk_matmul"]
+    return int(q.tokens_in), int(qk.gemm_m), int(qk.gemm_n)
+
+
+@pytest.mark.parametrize("n0", N0_VALUES)
+@pytest.mark.parametrize("ratio", KEEP_RATIOS)
+def test_synthetic_keep_ratio_is_cumulative_on_depth_4_shapes(n0, ratio):
+    """Selectors before blocks 1, 2, 3 of 4 leave N0·ρ, N0·ρ², N0·ρ³ tokens (cumulative)."""
+    side = math.isqrt(n0)
+    shapes = spikformer_shapes(depth=4, image=4 * side)  # two max-pools: side x side tokens
+    trace = synthetic_trace(shapes, keep_ratio=ratio, timesteps=2, num_samples=2)
+    assert block_tokens(trace, 0) == (n0, n0, n0)
+    for block, kept in enumerate(KEPT_TOKENS[n0, ratio], start=1):
+        assert block_tokens(trace, block) == (kept, kept, kept), block
+    assert trace.manifest["keep_ratios"] == pytest.approx([ratio, ratio ** 2, ratio ** 3])

@@ -242,10 +242,16 @@ def test_manifest_values_out_of_range_are_reported(tmp_path, key, value):
 
 
 def test_manifest_accepts_fractions_and_null_accuracy(tmp_path):
+    """The bounds themselves (0, 1, a ratio of 1) and a missing accuracy are valid values, and
+    they survive a save and load unchanged."""
     trace = toy_trace()
-    for accuracy in (None, 0, 1, 0.5):
+    for index, accuracy in enumerate((None, 0, 1, 0.5)):
         manifest = {**trace.manifest, "accuracy": accuracy, "keep_ratios": [1, 0.7, 0.49]}
-        Trace(manifest=manifest, layers=trace.layers, arrays=trace.arrays)
+        built = Trace(manifest=manifest, layers=trace.layers, arrays=trace.arrays)
+        loaded = Trace.load(built.save(tmp_path / str(index))).manifest
+        assert loaded["accuracy"] == accuracy and (accuracy is None) == (loaded["accuracy"]
+                                                                        is None)
+        assert loaded["keep_ratios"] == [1, 0.7, 0.49]
 
 
 def test_save_refuses_to_replace_a_file(tmp_path):

@@ -164,7 +164,7 @@ def _keep_ratios(model: nn.Module) -> list[float]:
 
 def neurobench_metrics(model: nn.Module, records: Iterable[LayerRecord],
                        counts: dict[str, LayerCounts]) -> dict:
-    """NeuroBench's static and workload metrics under its own names (REFERENCE.md).
+    """NeuroBench's static and workload metrics under its own names (docs/references.md).
 
     Its synaptic-operation count covers nn.Linear / nn.Conv* only (no attention products);
     a layer whose input is all in {-1, 0, 1} counts as accumulates, any other as MACs.

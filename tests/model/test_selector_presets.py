@@ -55,7 +55,7 @@ def test_cifar_gflops_drop_by_the_hand_counted_block_savings(keep_ratio, cifar_d
 
 
 def test_cifar_keep_ratio_07_saves_about_the_papers_20_percent(cifar_dense_gflops):
-    # SparseSpikformer (REFERENCE.md): ~20% fewer GFLOPs at ρ = 0.7 on Spikformer-4-384
+    # SparseSpikformer (docs/references.md): ~20% fewer GFLOPs at ρ = 0.7 on Spikformer-4-384
     dense = cifar_dense_gflops
     sparse = gflops(create_model("sparsespikformer_4_384_cifar10", keep_ratio=0.7), (3, 32, 32))
     assert dense == pytest.approx(3.74, abs=0.005)

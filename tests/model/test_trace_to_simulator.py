@@ -8,7 +8,7 @@ from sparsespikformer.model import gflops
 from sparsespikformer.model.tracing.record import record_trace
 from sparsespikformer.simulator import load_hwconfig, simulate
 
-E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # REFERENCE.md: Horowitz 45 nm fp32 constants of the papers
+E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # docs/references.md: the papers' Horowitz 45 nm fp32 constants
 
 
 @pytest.fixture(scope="module")

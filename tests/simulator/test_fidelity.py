@@ -10,7 +10,7 @@ from spikformer_shapes import spikformer_shapes
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.scalesim_config import SCALESIM_CONFIG, SCALESIM_DATAFLOWS
 
-E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # Horowitz 45 nm fp32, the papers' constants
+E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # Horowitz 45 nm fp32, the papers' constants (docs/references.md)
 
 
 def tiny_trace(**kwargs):
@@ -42,7 +42,7 @@ def test_paper_config_reproduces_the_papers_energy_formula(kwargs):
 
 
 def scale_sim_v2_cycles(m, n, k, rows, cols, dataflow):
-    """REFERENCE.md: SCALE-Sim v2's stall-free cycles of an (m x k) @ (k x n) GEMM."""
+    """docs/references.md: SCALE-Sim v2's stall-free cycles of an (m x k) @ (k x n) GEMM."""
     sr, sc, t = {"weight_stationary": (k, n, m), "input_stationary": (k, m, n),
                  "output_stationary": (m, n, k)}[dataflow]
     fill = 2 * rows + cols - 2 if dataflow != "output_stationary" else rows + cols - 2

@@ -184,6 +184,20 @@ def test_lif_updates_and_membrane_traffic():
     assert np.array_equal(parallel.updates, serial.updates)
 
 
+def test_lif_cycles_are_updates_over_the_units_rate():
+    """128 neurons x 4 timesteps = 512 updates: 16 units at 1 update a cycle take 32 cycles,
+    at 3 a cycle ceil(512 / 48) = 11; 5 units at 2 a cycle ceil(512 / 10) = 52."""
+    lif = {"layer": "lif", "kind": "lif", "block": 0, "tokens_in": 16, "tokens_out": 16,
+           "in_numel": 128, "out_numel": 128, "gemm_m": 0, "gemm_n": 0, "gemm_k": 0,
+           "gemm_groups": 0, "weight_numel": 0, "in_value_kind": "real"}
+    table = build_layer_table(synthetic_trace([lif], timesteps=4))
+    for count, rate, cycles in ((16, 1, 32), (16, 3, 11), (5, 2, 52)):
+        hw = load_hwconfig("sparse_int8_45nm", {"neuron_unit.count": count,
+                                                "neuron_unit.updates_per_cycle": rate})
+        work = neuron_work(table, hw)
+        assert (work.updates[0], work.cycles[0]) == (512, cycles)
+
+
 def test_top_k_runs_once_per_selector_on_its_last_row():
     trace = tiny_trace()
     table = build_layer_table(trace)

@@ -56,3 +56,21 @@ def test_synthetic_keep_ratio_is_cumulative_on_depth_4_shapes(n0, ratio):
     for block, kept in enumerate(KEPT_TOKENS[n0, ratio], start=1):
         assert block_tokens(trace, block) == (kept, kept, kept), block
     assert trace.manifest["keep_ratios"] == pytest.approx([ratio, ratio ** 2, ratio ** 3])
+
+
+def test_kept_token_count_types_and_bounds():
+    """A scalar call gives a Python int, an array call an int64 array; ρ = 1 keeps every
+    token; the smallest valid values work and the first invalid ones are errors naming them."""
+    assert type(kept_token_count(100, 0.7, 2)) is int
+    counts = kept_token_count(np.array([64, 100]), 0.5, 1)
+    assert counts.dtype == np.int64 and counts.tolist() == [32, 50]
+    assert kept_token_count(196, 1.0, 3) == 196
+    assert kept_token_count(1, 0.5, 3) == 1  # never fewer than one token
+    assert kept_token_count(3, 1e-9, 1) == 1
+    for ratio in (0.0, -0.5, 1.0000001, 2.0):
+        with pytest.raises(ValueError, match=rf"keep_ratio must be in \(0, 1\], got {ratio!r}"):
+            kept_token_count(64, ratio, 1)
+    with pytest.raises(ValueError, match="N0 >= 1 and k >= 0, got 0, 1"):
+        kept_token_count(0, 0.5, 1)
+    with pytest.raises(ValueError, match="N0 >= 1 and k >= 0, got 64, -1"):
+        kept_token_count(64, 0.5, -1)

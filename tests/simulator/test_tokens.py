@@ -7,6 +7,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
 import pytest
 from kept_tokens_table import KEEP_RATIOS, KEPT_TOKENS, N0_VALUES
 from spikformer_shapes import spikformer_shapes
@@ -74,3 +75,37 @@ def test_kept_token_count_types_and_bounds():
         kept_token_count(0, 0.5, 1)
     with pytest.raises(ValueError, match="N0 >= 1 and k >= 0, got 64, -1"):
         kept_token_count(64, 0.5, -1)
+
+
+def test_synthetic_keep_ratio_shrinks_every_token_axis_worked_by_hand():
+    """N0 = 100 (a 40x40 image, two max-pools), D = 32, 4 heads of 8, MLP 128, ρ = 0.7: block 2
+    keeps 49 tokens (table). Every token-indexed size of its rows, by hand:
+      Q/K/V, projection: 49 x 32 = 1568 in and out, GEMM 49 x 32 x 32;
+      Q.K^T: input 4 x 49 x 8 = 1568, output 4 x 49 x 49 = 9604, GEMM 49 x 49 x 8;
+      (Q.K^T).V: input 9604, output 1568, GEMM 49 x 8 x 49;
+      MLP: 1568 -> 49 x 128 = 6272 -> 1568; every LIF the size of its GEMM's output.
+    Rows outside the blocks (patch embedding, head) and block 0 keep their sizes."""
+    shapes = spikformer_shapes(depth=4, image=40)
+    plain = synthetic_trace(shapes, timesteps=2, num_samples=2).layers.set_index("layer")
+    layers = synthetic_trace(shapes, keep_ratio=0.7, timesteps=2,
+                             num_samples=2).layers.set_index("layer")
+    columns = ["tokens_in", "tokens_out", "in_numel", "out_numel", "gemm_m", "gemm_n",
+               "gemm_k", "gemm_groups"]
+    expected = {
+        "q_linear": (49, 49, 1568, 1568, 49, 32, 32, 1),
+        "k_lif": (49, 49, 1568, 1568, 0, 0, 0, 0),
+        "qk_matmul": (49, 49, 1568, 9604, 49, 49, 8, 4),
+        "av_matmul": (49, 49, 9604, 1568, 49, 8, 49, 4),
+        "attn_lif": (49, 49, 1568, 1568, 0, 0, 0, 0),
+        "proj_linear": (49, 49, 1568, 1568, 49, 32, 32, 1),
+    }
+    expected.update({"mlp.fc1_linear": (49, 49, 1568, 6272, 49, 128, 32, 1),
+                     "mlp.fc1_lif": (49, 49, 6272, 6272, 0, 0, 0, 0),
+                     "mlp.fc2_linear": (49, 49, 6272, 1568, 49, 32, 128, 1)})
+    for suffix, values in expected.items():
+        name = f"block.2.{suffix}" if suffix.startswith("mlp") else f"block.2.attn.{suffix}"
+        assert tuple(layers.loc[name, columns]) == values, name
+    untouched = [n for n in plain.index if not n.startswith(("block.1", "block.2", "block.3"))]
+    assert len(untouched) > 10
+    pd.testing.assert_frame_equal(layers.loc[untouched, columns], plain.loc[untouched, columns])
+    assert layers.loc["block.3.attn.qk_matmul", "out_numel"] == 4 * 34 * 34  # ρ³: 34 tokens

@@ -189,3 +189,77 @@ def test_cli_bad_input_is_one_line_and_exit_2(trace, tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert run_cli("simulate", str(directory), "--hw", "no_such_hw") == 2
     assert "no_such_hw" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- breakdown
+
+
+def test_breakdown_names_every_component_action_and_its_cycles():
+    """One real-input conv, a spiking linear + LIF, a max-pool and a parameter-free scorer,
+    zeros gated (not skipped): every documented (component, action) shows up, and each
+    action's cycles are those of the unit that does it."""
+    shapes = [
+        dict(layer="conv", kind="conv", block=-1, tokens_in=16, tokens_out=16, in_numel=48,
+             out_numel=128, gemm_m=16, gemm_n=8, gemm_k=27, gemm_groups=1, weight_numel=216,
+             in_value_kind="real"),
+        dict(layer="pool", kind="pool", block=-1, tokens_in=16, tokens_out=4, in_numel=128,
+             out_numel=32, gemm_m=0, gemm_n=0, gemm_k=0, gemm_groups=0, weight_numel=0),
+        dict(layer="scorer", kind="selector", block=1, tokens_in=4, tokens_out=2, in_numel=32,
+             out_numel=16, gemm_m=0, gemm_n=0, gemm_k=0, gemm_groups=0, weight_numel=0),
+        dict(layer="fc", kind="linear", block=1, tokens_in=2, tokens_out=2, in_numel=16,
+             out_numel=16, gemm_m=2, gemm_n=8, gemm_k=8, gemm_groups=1, weight_numel=64),
+        dict(layer="fc_lif", kind="lif", block=1, tokens_in=2, tokens_out=2, in_numel=16,
+             out_numel=16, gemm_m=0, gemm_n=0, gemm_k=0, gemm_groups=0, weight_numel=0,
+             in_value_kind="real"),
+    ]
+    trace = synthetic_trace(shapes, firing_rate=0.25, weight_density=0.5, timesteps=2)
+    hw = load_hwconfig("sparse_int8_45nm", {"policies.input_sparsity": "gate",
+                                            "policies.weight_sparsity": "gate",
+                                            "energy.gated_op_pj": 0.01})
+    result = simulate(trace, hw)
+    assert result.hw_name == "sparse_int8_45nm" and result.trace_origin == trace.origin
+    layers = result.layers.set_index(["layer", "component", "action"])
+    assert set(layers.index) >= {
+        ("conv", "pe_array", "multiply_accumulate"), ("fc", "pe_array", "accumulate"),
+        ("fc", "pe_array", "gated"), ("pool", "pe_array", "compare"),
+        ("scorer", "selector_unit", "add"), ("scorer", "selector_unit", "compare"),
+        ("fc_lif", "neuron_unit", "update"), ("fc_lif", "neuron_unit", "spike"),
+        ("fc", "leakage", "static")}
+    assert not {("conv", "pe_array", "accumulate"), ("fc", "pe_array", "multiply_accumulate")} \
+        & set(layers.index)
+    per_layer = result.per_layer.set_index("layer")
+    # the GEMM's cycles belong to the unit that computes it
+    assert layers.loc[("conv", "pe_array", "multiply_accumulate"), "cycles"] == \
+        per_layer.loc["conv", "compute_cycles"]
+    assert layers.loc[("fc", "pe_array", "accumulate"), "cycles"] == \
+        per_layer.loc["fc", "compute_cycles"]
+    # max-pool: 8 compares per output (3x3 window) x 32 outputs x 2 steps = 512 on 256 PEs
+    assert layers.loc[("pool", "pe_array", "compare"), "count"] == 512
+    assert layers.loc[("pool", "pe_array", "compare"), "cycles"] == 2
+    assert per_layer.loc["pool", "compute_cycles"] == 2
+    # scorer: 32 x 2 = 64 adds on 16 adders (gate keeps every cycle) = 4 cycles, then
+    # 4 x ceil(log2 4) = 8 compares on 16 comparators = 1 cycle
+    assert layers.loc[("scorer", "selector_unit", "compare"), "count"] == 8
+    assert per_layer.loc["scorer", "compute_cycles"] == 4 + 1
+    # LIF: 16 neurons x 2 steps = 32 updates on 16 units = 2 cycles
+    assert per_layer.loc["fc_lif", "compute_cycles"] == 2
+
+
+def test_per_layer_columns_of_a_gemm_worked_on_paper():
+    """gemm_trace(16, 16, 16) on sparse_int8_45nm: 45 cycles at 500 MHz = 90 ns, 4096 dense
+    MACs all performed, no DRAM."""
+    row = simulate(gemm_trace(16, 16, 16), load_hwconfig("sparse_int8_45nm")).per_layer.iloc[0]
+    assert (row.cycles, row.compute_cycles, row.dense_macs, row.ops, row.dram_bits) == \
+        (45, 45, 4096, 4096, 0)
+    assert row.latency_s == pytest.approx(90e-9, rel=1e-12)
+
+
+def test_utilization_counts_each_pe_unit():
+    """dense_systolic 8 x 16, weight stationary, 2 multipliers per PE, gemm 100 x 50 x 30:
+    cycles (2 x 8 + 16 - 2 + 100 / 2) x ceil(30/8) x ceil(50/16) - 1 = 80 x 4 x 4 - 1 = 1279;
+    each PE retires 2 MACs a cycle, so utilization = (150000 / 2) / (1279 x 128)."""
+    hw = load_hwconfig("dense_systolic", {"pe_array.rows": 8, "pe_array.cols": 16,
+                                          "pe_array.multiply_units_per_pe": 2})
+    totals = simulate(gemm_trace(100, 50, 30), hw).totals
+    assert totals["cycles"] == 1279
+    assert totals["utilization"] == pytest.approx(75000 / (1279 * 128), rel=1e-12)

@@ -8,6 +8,7 @@ import pytest
 from spikformer_shapes import spikformer_shapes
 
 from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synthetic_trace
+from sparsespikformer.simulator.mapping import scalesim_cycles
 from sparsespikformer.simulator.scalesim_config import SCALESIM_CONFIG, SCALESIM_DATAFLOWS
 
 E_MAC_PJ, E_AC_PJ = 4.6, 0.9  # Horowitz 45 nm fp32, the papers' constants (docs/references.md)
@@ -64,6 +65,15 @@ def test_dense_systolic_cycles_equal_scale_sim_v2(dataflow, rows, cols):
         assert result.totals["cycles"] == scale_sim_v2_cycles(m, n, k, rows, cols, dataflow), \
             (m, n, k)
         assert result.totals["memory_bound_layers"] == 0
+
+
+def test_mapping_scalesim_cycles_is_the_closed_form():
+    """`mapping.scalesim_cycles` (used by benchmarks/simulator_speed.py) is the v2 form above."""
+    for dataflow in DATAFLOWS:
+        for rows, cols in ARRAYS:
+            for m, n, k in GEMMS:
+                assert scalesim_cycles(m, n, k, rows, cols, dataflow) == \
+                    scale_sim_v2_cycles(m, n, k, rows, cols, dataflow), (dataflow, rows, m)
 
 
 def single_gemm_layer_trace(m, n, k, groups, timesteps):

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/mutation.py                      # the default files and tests
     .venv/bin/python benchmarks/mutation.py simulator/memory.py --tests tests/simulator
-    .venv/bin/python benchmarks/mutation.py --list-survivors     # and show each survivor's diff
+    .venv/bin/python benchmarks/mutation.py --list-survivors --keep   # names; diffs via mutmut show
 
 Runs mutmut (https://mutmut.readthedocs.io, `pip install mutmut`; `pip install -e ".[mutation]"`)
 and prints killed / survived per file. Not part of CI: a full run takes tens of minutes on two
@@ -66,7 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
                         help="mutants tested at once (default: one per CPU)")
     parser.add_argument("--list-survivors", action="store_true",
-                        help="print the diff of every surviving mutant")
+                        help="print the name of every surviving mutant")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     return parser.parse_args(argv)
 
@@ -148,13 +148,13 @@ def print_table(by_file: dict[str, dict[str, str]]) -> None:
 
 
 def print_survivors(work: Path, by_file: dict[str, dict[str, str]]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for names in by_file.values():
-        for name, status in sorted(names.items()):
-            if status == "survived":
-                shown = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=work,
-                                       env=env, capture_output=True, text=True, check=False)
-                print(f"\n# {name}\n{shown.stdout.strip()}")
+    """The surviving mutants' names; `mutmut show NAME` in a kept work folder prints a diff."""
+    for path, names in by_file.items():
+        survivors = sorted(name for name, status in names.items() if status == "survived")
+        if survivors:
+            print(f"\n{path}: {len(survivors)} survived")
+            print("\n".join(f"  {name}" for name in survivors))
+    print(f"\ndiffs: cd {work} && {Path(sys.executable).name} -m mutmut show NAME (with --keep)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,6 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from sparsespikformer.simulator.errors import InputError
-
 DEFAULT_HWCONFIG = "sparse_int8_45nm"
 
 
@@ -31,6 +29,10 @@ def list_sweeps() -> list[str]:
 
 def hwconfig_path(name: str) -> Path:
     """Path of a bundled config by name; ValueError naming the choices if there is none."""
+    # Imported here: the simulator package imports this module while it initialises, so a
+    # top-level import would make `import sparsespikformer.hwconfigs` alone circular.
+    from sparsespikformer.simulator.errors import InputError
+
     path = bundled_dir() / f"{name}.yaml"
     if not path.is_file():
         raise InputError(f"{name}: no bundled hardware config of that name "

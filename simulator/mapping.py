@@ -1,8 +1,8 @@
 """Mapping a layer's GEMM onto the R x C PE array: folds, fill/drain, stream length, reuse.
 
 Every multiplying layer is `groups` GEMMs of an (M x K) input by a (K x N) operand per
-timestep (docs/trace-format.md). On a systolic array SCALE-Sim v2 maps them as
-(Sr rows, Sc columns, T streamed):
+timestep (docs/trace-format.md). On a systolic array SCALE-Sim v2 (docs/references.md) maps
+them as (Sr rows, Sc columns, T streamed):
 
     weight_stationary  Sr = K, Sc = N, T = M      fill/drain 2R + C - 2
     input_stationary   Sr = K, Sc = M, T = N      fill/drain 2R + C - 2

@@ -1,4 +1,5 @@
-"""The SCALE-Sim v3 configuration under which its cycle counts are comparable with ours.
+"""The SCALE-Sim v3 configuration under which its cycle counts are comparable with ours
+(docs/references.md, SCALE-Sim).
 
 Huge SRAMs, CALC interface bandwidth (no memory stalls) and no sparsity: SCALE-Sim's
 "Total Cycles" is then the pure systolic compute time that `mapping.scalesim_cycles`

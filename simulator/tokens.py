@@ -5,8 +5,10 @@ SparseSpikformer (Liu et al., ICASSP 2024; docs/references.md) keeps ``int(N0 ·
 after the k-th selector (cumulative keep ratios ρ, ρ², ρ³). ρ^k is computed in floating point,
 where e.g. 100 · 0.7² is 48.99999999999999, so a small epsilon is added before truncation: the
 count is the truncation of the exact product. The epsilon cannot round a true non-integer up:
-for ρ with at most three decimals, k <= 3 and N0 <= 10^6, a non-integer N0 · ρ^k lies at least
-1e-9 · 10^... far more than 1e-9 from the next integer (its denominator is at most 10^9).
+for ρ with at most two decimals and k <= 3, N0 · ρ^k is a multiple of 10^-6, so a non-integer
+lies at least 10^-6 below the next integer, far more than the epsilon; and for N0 <= 10^6 the
+float product is within ~1e-10 of the exact one, so an exact integer is never missed.
+(tests/simulator/test_tokens.py checks N0 = 1..1024 against exact rational arithmetic.)
 """
 
 from __future__ import annotations

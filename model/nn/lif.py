@@ -2,7 +2,7 @@
 
 Numerically identical (spikes and input gradients) to spikingjelly's
 ``MultiStepLIFNode(tau, v_threshold, v_reset, detach_reset=True, surrogate=Sigmoid(alpha))``
-with the ``torch`` backend, which the reference Spikformer uses:
+with the ``torch`` backend, which the reference Spikformer uses (docs/references.md, LIF):
 
     charge  h[t] = v[t-1] + (x[t] - (v[t-1] - v_reset)) / tau      (decay_input)
     fire    s[t] = heaviside(h[t] - v_threshold)                     (1 when h >= threshold)

@@ -1,4 +1,4 @@
-"""Spikformer (Zhou et al., ICLR 2023), built as the reference code builds it.
+"""Spikformer (Zhou et al., ICLR 2023; docs/references.md), built as the reference code builds it.
 
 Input: an image batch (B, C, H, W), repeated over ``config.timesteps``, or event frames
 (B, T, C, H, W) used as they are. SPS turns it into tokens (T, B, N, D); the blocks keep that

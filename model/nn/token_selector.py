@@ -1,4 +1,5 @@
-"""The spiking token selector of SparseSpikformer (Liu et al., ICASSP 2024).
+"""The spiking token selector of SparseSpikformer (Liu et al., ICASSP 2024;
+docs/references.md).
 
 A selector sits before a transformer block and decides which tokens go on.
 The k-th selector of a model keeps `int(N0 · ρ^k)` tokens, N0 being the token

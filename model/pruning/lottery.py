@@ -2,7 +2,7 @@
 
 Round 0 trains the dense model and keeps a copy of its weights at the end of
 epoch `rewind_epoch` (late rewinding, Frankle et al. 2020; Kim et al. 2022 for
-SNNs). Round k >= 1 removes a fraction `rate` of the weights that survived
+SNNs; docs/references.md). Round k >= 1 removes a fraction `rate` of the weights that survived
 round k-1, smallest |w| of the trained round-(k-1) weights first (globally over
 every weight with ndim > 1, or per tensor), rewinds the survivors to their
 epoch-`rewind_epoch` values and trains again for the same number of epochs with

@@ -1,6 +1,6 @@
 """Training a selector-equipped Spikformer from its trained dense teacher.
 
-SparseSpikformer's recipe (after DynamicViT): the student starts as a copy of
+SparseSpikformer's recipe (after DynamicViT; docs/references.md): the student starts as a copy of
 the trained dense model (its token selectors freshly initialised) and is
 trained with
 

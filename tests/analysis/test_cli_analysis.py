@@ -12,6 +12,7 @@ from test_plot_data import energy_rows, rounds_table
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.analysis.reporting.result_files import write_kept_tokens
+from sparsespikformer.simulator import load_hwconfig, simulate
 from sparsespikformer.simulator.synthetic import synthetic_trace
 
 
@@ -30,7 +31,18 @@ def test_sweep_runs_then_resumes(real_spec, tmp_path, capsys):
     assert "16 points: 0 already done, 16 evaluated now, 0 rejected" in printed
     assert "lowest energy:" in printed
     table = pd.read_csv(out / "results.csv")
-    assert len(table) == 16 and table["energy_pj"].gt(0).all()
+    assert len(table) == 16
+    # write_spec's traces: tiny shapes at firing rate 0.2, the "sparse" one at 25 % weights
+    traces = {"dense": synthetic_trace(tiny_layer_shapes(), firing_rate=0.2),
+              "sparse": synthetic_trace(tiny_layer_shapes(), firing_rate=0.2,
+                                        weight_density=0.25)}
+    for _, row in table.iterrows():
+        hw = load_hwconfig(row["base"], {"pe_array.rows": int(row["pe_array.rows"]),
+                                         "clock_mhz": float(row["clock_mhz"])})
+        expected = simulate(traces[row["trace"]], hw).totals
+        for metric in ("energy_pj", "latency_s", "cycles", "area_mm2"):
+            assert row[metric] == pytest.approx(expected[metric], rel=1e-12, nan_ok=True), \
+                (metric, row)
     for column in ("pe_array.rows", "clock_mhz", "accuracy", "weight_sparsity", "keep_ratio",
                    "energy_pj", "latency_s", "edp_pj_s", "area_mm2", "utilization",
                    "dense_gflops", "effective_gflops"):

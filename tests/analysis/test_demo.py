@@ -14,6 +14,8 @@ from sparsespikformer.analysis.accuracy import wilson_interval
 from sparsespikformer.analysis.demo import STAGES, DemoConfig, run_demo
 from sparsespikformer.analysis.demo_summary import ACCURACY_KEYS
 from sparsespikformer.hwconfigs import list_hwconfigs
+from sparsespikformer.simulator import load_hwconfig, simulate
+from sparsespikformer.simulator.trace import Trace
 
 DIGITS_TEST_IMAGES = 360  # the bundled digits test split
 SUMMARY_FLOATS = ("weight_sparsity", "keep_ratio", "dense_gflops", "selected_gflops")
@@ -45,12 +47,23 @@ def test_summary_has_every_required_field(demo_run):
         assert isinstance(summary[key], float), key
     assert summary["weight_sparsity"] == pytest.approx(0.25, abs=1e-3)  # one 25 % round
     assert summary["selected_gflops"] < summary["dense_gflops"]
+    # every reported energy and latency is that of the stored trace on that config, simulated
+    # here again from the files; GFLOPs of the dense model are its trace's dense MACs
+    traces = {v: Trace.load(config.out_dir / "traces" / v) for v in ("dense", "co_designed")}
     for metric in ("energy_pj", "latency_s"):
         assert set(summary[metric]) == set(list_hwconfigs())
         for variants in summary[metric].values():
             assert list(variants) == ["dense", "pruned", "selected", "co_designed"]
             assert variants["dense"] > 0 and variants["co_designed"] > 0
     assert summary["answer"].startswith(f"Across the {len(list_hwconfigs())} accelerators")
+    for hw_name in list_hwconfigs():
+        for variant, trace in traces.items():
+            totals = simulate(trace, load_hwconfig(hw_name)).totals
+            for metric in ("energy_pj", "latency_s"):
+                assert summary[metric][hw_name][variant] == pytest.approx(totals[metric],
+                                                                          rel=1e-12)
+    dense_macs = traces["dense"].layers["dense_macs"].sum()
+    assert summary["dense_gflops"] == pytest.approx(dense_macs / 1e9, rel=1e-9)
 
 
 def test_every_stage_left_its_outputs(demo_run):

@@ -85,3 +85,60 @@ def test_empty_and_all_nan_tables_have_an_empty_front():
     assert pareto_front(empty, {"e": "min", "a": "max"}).empty
     nans = pd.DataFrame({"e": [np.nan, 1.0], "a": [0.5, np.nan]})
     assert pareto_front(nans, {"e": "min", "a": "max"}).empty
+
+
+def brute_force_mask(costs: np.ndarray) -> np.ndarray:
+    """O(n²) numpy dominance (all minimised): row i is off the front iff some row is <= in
+    every objective and < in one. NaN rows are never on the front nor dominate."""
+    usable = ~np.isnan(costs).any(axis=1)
+    mask = np.zeros(len(costs), dtype=bool)
+    rows = costs[usable]
+    for i in np.flatnonzero(usable):
+        no_worse = np.all(rows <= costs[i], axis=1)
+        better = np.any(rows < costs[i], axis=1)
+        mask[i] = not np.any(no_worse & better)
+    return mask
+
+
+def tied_table(seed: int, n: int = 1500) -> pd.DataFrame:
+    """Few distinct values per column: many exact ties and duplicate rows, yet well over the
+    512-row block of distinct rows, so fronts found in one block must beat rows of the next."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({
+        "energy_pj": rng.integers(0, 24, n).astype(float),
+        "latency_s": rng.integers(0, 20, n) / 10,
+        "accuracy": rng.integers(80, 100, n) / 100,
+        "area_mm2": rng.integers(1, 6, n).astype(float),
+    })
+    table.iloc[rng.choice(n, 10, replace=False), 0] = np.nan
+    return table
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("objectives", [
+    {"energy_pj": "min", "latency_s": "min", "accuracy": "max"},
+    {"energy_pj": "min", "latency_s": "max", "accuracy": "max", "area_mm2": "min"},
+])
+def test_front_over_several_blocks_matches_brute_force(seed, objectives):
+    table = tied_table(seed)
+    signs = np.array([1.0 if d == "min" else -1.0 for d in objectives.values()])
+    costs = table[list(objectives)].to_numpy() * signs
+    distinct = np.unique(costs[~np.isnan(costs).any(axis=1)], axis=0)
+    assert len(distinct) > 2 * 512  # the k > 2 path compares across at least three blocks
+    expected = brute_force_mask(costs)
+    assert 0 < expected.sum() < len(table)
+    np.testing.assert_array_equal(pareto_mask(table, objectives), expected)
+
+
+def test_front_of_more_than_a_block_of_members_matches_brute_force():
+    """861 points of the plane e + l + a = 40 (none dominates another) and 639 points just
+    behind them: the front itself spans two blocks of members."""
+    plane = np.array([(e, l_, 40 - e - l_) for e in range(41) for l_ in range(41 - e)], float)
+    rng = np.random.default_rng(5)
+    behind = plane[rng.choice(len(plane), 639, replace=False)] + rng.integers(0, 2, (639, 3))
+    costs = rng.permutation(np.vstack([plane, behind]))
+    table = pd.DataFrame(costs, columns=["e", "l", "a"])
+    expected = brute_force_mask(costs)
+    assert expected.sum() > 512  # more front members than one block holds
+    np.testing.assert_array_equal(pareto_mask(table, {"e": "min", "l": "min", "a": "min"}),
+                                  expected)

@@ -33,7 +33,7 @@ def closed_form_macs(cfg, tokens_per_block=None, selector_macs=0):
 
 
 def test_spikformer_4_384_cifar10_is_3_74_gflops():
-    # REFERENCE.md / DESIGN.md: dense Spikformer-4-384 on 32x32 = 3.74 G.
+    # docs/references.md (GFLOPs counting convention): dense Spikformer-4-384 on 32x32 = 3.74 G.
     model = create_model("spikformer_4_384_cifar10")
     assert round(gflops(model, (3, 32, 32)), 2) == 3.74
     assert sum(count_macs(model, (3, 32, 32)).values()) == closed_form_macs(model.config)

@@ -1,4 +1,4 @@
-"""Presets: names, published parameter counts (REFERENCE.md), overrides, registration."""
+"""Presets: names, published parameter counts (docs/references.md), overrides, registration."""
 
 import math
 import re
@@ -15,7 +15,7 @@ from sparsespikformer.model import (
     register_preset,
 )
 
-# REFERENCE.md, Spikformer (Zhou et al., ICLR 2023) table: params in millions, without the two
+# docs/references.md, Spikformer (Zhou et al., ICLR 2023) table: params in millions, without the two
 # unused LayerNorms per block.
 PUBLISHED_PARAMS_M = {
     "spikformer_4_256_cifar10": 4.15,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kept_tokens_table import KEPT_TOKENS
 
 from sparsespikformer.model import create_model, get_preset_config, gflops, list_models
 from sparsespikformer.model.nn.token_selector import token_selectors_of
@@ -47,14 +48,14 @@ def test_cifar_gflops_drop_by_the_hand_counted_block_savings(keep_ratio, cifar_d
     sparse = gflops(create_model("sparsespikformer_4_384_cifar10", keep_ratio=keep_ratio),
                     (3, 32, 32)) * 1e9
     T, D, n0 = 4, 384, 64
-    counts = [n0] + [int(n0 * keep_ratio ** k + 1e-9) for k in (1, 2, 3)]   # tokens per block
+    counts = [n0, *KEPT_TOKENS[n0, keep_ratio]]   # tokens per block, worked by hand
     saved = T * sum(_block_macs(n0, D) - _block_macs(n, D) for n in counts[1:])
     selector_cost = sum(n * (D * D // 2 + D // 2 * 2) for n in counts[:-1])  # once per image
     assert sparse == pytest.approx(dense - saved + selector_cost, abs=0.5)
 
 
 def test_cifar_keep_ratio_07_saves_about_the_papers_20_percent(cifar_dense_gflops):
-    # SparseSpikformer (REFERENCE.md): ~20% fewer GFLOPs at ρ = 0.7 on Spikformer-4-384
+    # SparseSpikformer (docs/references.md): ~20% fewer GFLOPs at ρ = 0.7 on Spikformer-4-384
     dense = cifar_dense_gflops
     sparse = gflops(create_model("sparsespikformer_4_384_cifar10", keep_ratio=0.7), (3, 32, 32))
     assert dense == pytest.approx(3.74, abs=0.005)

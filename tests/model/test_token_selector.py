@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
+from kept_tokens_table import KEEP_RATIOS, KEPT_TOKENS, N0_VALUES
 
 from sparsespikformer.model.nn.token_selector import (
     TokenSelector,
     build_token_selectors,
     kept_token_count,
+    token_selectors_of,
 )
 
 # int(64 · ρ^k) worked by hand, k = 1, 2, 3 (SparseSpikformer: 64 CIFAR tokens)
@@ -33,15 +36,53 @@ def _spikes(T=2, B=3, N=16, C=8, seed=0) -> torch.Tensor:
     return (torch.rand(T, B, N, C, generator=generator) < 0.4).float()   # (T, B, N, C)
 
 
-@pytest.mark.parametrize("ratio", [0.9, 0.7, 0.5])
+# int(16 · ρ^k) by hand: 14.4, 12.96, 11.664; 11.2, 7.84, 5.488; 8, 4, 2
+HAND_COUNTS_16 = {0.9: (14, 12, 11), 0.7: (11, 7, 5), 0.5: (8, 4, 2)}
+
+
+@pytest.mark.parametrize("ratio", sorted(HAND_COUNTS_16))
 def test_chain_of_selectors_removes_tokens_at_inference(ratio):
     selectors = build_token_selectors(dim=8, n_tokens0=16, blocks=(1, 2, 3), keep_ratio=ratio,
                                       scorer="learned").eval()
     x = _spikes()
-    for k, key in enumerate(("1", "2", "3"), start=1):
+    for key, kept in zip(("1", "2", "3"), HAND_COUNTS_16[ratio], strict=True):
         x, mask = selectors[key](x, None)
         assert mask is None
-        assert x.shape == (2, 3, int(16 * ratio ** k + 1e-9), 8)
+        assert x.shape == (2, 3, kept, 8)
+
+
+def _three_selector_model(n0: int, ratio: float):
+    """Depth 4, selectors before blocks 1, 2, 3; one max-pool: an image of side 2·sqrt(N0)."""
+    from sparsespikformer.model import create_model
+
+    torch.manual_seed(0)
+    return create_model("sparsespikformer_4_64_digits", img_size=2 * math.isqrt(n0),
+                        embed_dim=16, num_heads=2, depth=4, timesteps=1, keep_ratio=ratio,
+                        selector_blocks=(1, 2, 3), scorer="firing_rate").eval()
+
+
+@pytest.mark.parametrize("n0", N0_VALUES)
+@pytest.mark.parametrize("ratio", KEEP_RATIOS)
+def test_model_selectors_keep_the_hand_table(n0, ratio):
+    model = _three_selector_model(n0, ratio)
+    assert model.config.num_tokens == n0
+    assert [s.n_keep for s in token_selectors_of(model)] == list(KEPT_TOKENS[n0, ratio])
+
+
+@pytest.mark.parametrize("n0", N0_VALUES)
+def test_recorded_trace_of_three_selectors_has_the_hand_counts(n0):
+    """A model with three selectors (ρ = 0.7, where 100 · 0.7² = 49 exactly), recorded: the
+    tokens every block really saw."""
+    from sparsespikformer.model.tracing.record import record_trace
+
+    model = _three_selector_model(n0, 0.7)
+    side = 2 * math.isqrt(n0)
+    images = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(0))
+    layers = record_trace(model, images).layers.set_index("layer")
+    seen = [int(layers.loc[f"block.{b}.attn.q_linear", "tokens_in"]) for b in range(4)]
+    assert seen == [n0, *KEPT_TOKENS[n0, 0.7]]
+    qk_rows = [int(layers.loc[f"block.{b}.attn.qk_matmul", "gemm_m"]) for b in range(4)]
+    assert qk_rows == seen
 
 
 def _brute_force_top_rates(x: torch.Tensor, n_keep: int) -> list[list[int]]:

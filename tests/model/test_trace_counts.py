@@ -56,6 +56,21 @@ def test_conv_counts_match_brute_force(make_input, conv):
 
 
 @pytest.mark.parametrize("make_input", [spikes, small_integers])
+def test_conv_counts_with_different_row_and_column_geometry(make_input):
+    """A 3x2 kernel with stride (2, 1), padding (1, 0) and dilation (1, 2): a kernel that mixed
+    up the row and column geometry would count other taps."""
+    x = make_input(2, 2, 3, 9, 8)
+    weight = pruned(torch.randn(4, 3, 3, 2))
+    conv = dict(stride=(2, 1), padding=(1, 0), dilation=(1, 2))
+    out_hw = F.conv2d(x.flatten(0, 1).float(), weight, **conv).shape[2:]
+    counts = conv2d_counts(x, weight, tuple(out_hw), **conv)
+    sops, effective, pairs = brute_conv(x, weight, **conv)
+    np.testing.assert_array_equal(counts.sops, sops.numpy())
+    np.testing.assert_array_equal(counts.effective_ops, effective.numpy())
+    np.testing.assert_array_equal(counts.nonzero_pairs, pairs.numpy())
+
+
+@pytest.mark.parametrize("make_input", [spikes, small_integers])
 def test_linear_counts_match_brute_force(make_input):
     x = make_input(4, 3, 6, 8)  # (T, B, N, C_in)
     weight = pruned(torch.randn(5, 8))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from spikformer_shapes import spikformer_shapes
 
-from sparsespikformer.simulator import gemm_trace, load_hwconfig, synthetic_trace
+from sparsespikformer.simulator import Trace, gemm_trace, load_hwconfig, synthetic_trace
 from sparsespikformer.simulator.layer_table import build_layer_table, group_max_ratio
 from sparsespikformer.simulator.mapping import (
     INPUT_STATIONARY,
@@ -154,9 +154,33 @@ def test_pe_counts_are_the_trace_counts_each_policy_selects():
     assert np.allclose(gated.slots, neither.slots)
     assert np.allclose(gated.gated[spike], dense[spike] - layers.effective_ops[spike])
 
+    weights_only = work(input_sparsity="none", weight_sparsity="skip")
+    # integer inputs replayed, zero inputs keep a slot, zero weights skipped:
+    # (1 - fr) x D x d empty slots + the effective events
+    kept_zero_slots = (1 - fr) * dense * density + layers.effective_ops.to_numpy()
+    assert np.allclose(weights_only.accumulates[integer], kept_zero_slots[integer])
+    assert np.allclose(weights_only.accumulates[spike], (dense * density)[spike])
+
     multiply = work(input_sparsity="skip", weight_sparsity="skip", integer_inputs="multiply")
     assert np.allclose(multiply.multiplies[integer], layers.nonzero_pairs[integer])
     assert np.allclose(multiply.accumulates[integer], 0.0)
+
+
+def test_real_input_sparsity_policy_on_the_multipliers():
+    """An 8 x 8 x 8 GEMM on real inputs of which a quarter are non-zero (512 MACs): `none`
+    does all 512, `gate` pays for the 128 with a non-zero input but keeps 512 slots (384
+    gated), `skip` issues only the 128."""
+    base = gemm_trace(8, 8, 8)
+    layers = base.layers.assign(in_nonzero_fraction=0.25, sops=128.0, effective_ops=128.0,
+                                nonzero_pairs=128.0)
+    table = build_layer_table(Trace(manifest=base.manifest, layers=layers, arrays=base.arrays))
+    expected = {"none": (512, 512, 0), "gate": (128, 512, 384), "skip": (128, 128, 0)}
+    for mode, (multiplies, slots, gated) in expected.items():
+        hw = load_hwconfig("sparse_int8_45nm", {"policies.real_input_sparsity": mode,
+                                                "policies.weight_sparsity": "none"})
+        work = pe_work(table, hw)
+        assert (work.multiplies[0], work.slots[0], work.gated[0]) == (multiplies, slots, gated)
+        assert bool(work.input_skipped[0]) == (mode == "skip")
 
 
 def test_without_multipliers_real_macs_run_bit_serially():
@@ -182,6 +206,20 @@ def test_lif_updates_and_membrane_traffic():
                                                 {"policies.time_handling": "parallel"}))
     assert parallel.membrane_read_bits.sum() == 0
     assert np.array_equal(parallel.updates, serial.updates)
+
+
+def test_lif_cycles_are_updates_over_the_units_rate():
+    """128 neurons x 4 timesteps = 512 updates: 16 units at 1 update a cycle take 32 cycles,
+    at 3 a cycle ceil(512 / 48) = 11; 5 units at 2 a cycle ceil(512 / 10) = 52."""
+    lif = {"layer": "lif", "kind": "lif", "block": 0, "tokens_in": 16, "tokens_out": 16,
+           "in_numel": 128, "out_numel": 128, "gemm_m": 0, "gemm_n": 0, "gemm_k": 0,
+           "gemm_groups": 0, "weight_numel": 0, "in_value_kind": "real"}
+    table = build_layer_table(synthetic_trace([lif], timesteps=4))
+    for count, rate, cycles in ((16, 1, 32), (16, 3, 11), (5, 2, 52)):
+        hw = load_hwconfig("sparse_int8_45nm", {"neuron_unit.count": count,
+                                                "neuron_unit.updates_per_cycle": rate})
+        work = neuron_work(table, hw)
+        assert (work.updates[0], work.cycles[0]) == (512, cycles)
 
 
 def test_top_k_runs_once_per_selector_on_its_last_row():

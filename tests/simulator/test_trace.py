@@ -83,9 +83,9 @@ def test_synthetic_counts_follow_closed_form():
 def test_synthetic_keep_ratio_shrinks_tokens_of_later_blocks():
     layers = toy_trace(keep_ratio=0.7).layers.set_index("layer")
     assert layers.loc["block.0.fc", "tokens_in"] == 16  # block 0 sees every token
-    assert layers.loc["block.1.fc", "tokens_in"] == int(16 * 0.7)
-    assert layers.loc["block.1.qk", "gemm_m"] == int(16 * 0.7)
-    assert layers.loc["block.1.qk", "gemm_n"] == int(16 * 0.7)
+    assert layers.loc["block.1.fc", "tokens_in"] == 11  # int(16 x 0.7) = int(11.2)
+    assert layers.loc["block.1.qk", "gemm_m"] == 11
+    assert layers.loc["block.1.qk", "gemm_n"] == 11
     assert layers.loc["block.1.qk", "gemm_k"] == 4  # head dim is not a token axis
 
 
@@ -96,11 +96,48 @@ def test_synthetic_rejects_out_of_range_statistics(argument):
 
 
 def test_gemm_trace_is_scale_sim_convention():
-    layer = gemm_trace(7, 5, 3).layers.iloc[0]
-    assert (layer.gemm_m, layer.gemm_n, layer.gemm_k) == (7, 5, 3)
-    assert layer.dense_macs == 7 * 5 * 3
+    """(7 x 3) input @ (3 x 5) dense weights, one timestep, real-valued input of value 1."""
+    trace = gemm_trace(7, 5, 3)
+    layer = trace.layers.iloc[0]
+    assert (layer.gemm_m, layer.gemm_n, layer.gemm_k, layer.gemm_groups) == (7, 5, 3, 1)
+    assert (layer.layer, layer.kind, layer.block, layer.timesteps) == ("gemm", "linear", -1, 1)
+    assert (layer.in_shape, layer.out_shape) == ("1x7x3", "1x7x5")
+    assert (layer.in_numel, layer.out_numel, layer.tokens_in) == (21, 35, 7)
+    assert layer.dense_macs == layer.sops == layer.effective_ops == layer.nonzero_pairs == 105
     assert layer.weight_numel == layer.weight_nnz == 15
-    assert not layer.input_is_spike
+    assert (layer.in_value_min, layer.in_value_max, layer.in_value_mean) == (1.0, 1.0, 1.0)
+    assert not layer.input_is_spike and layer.in_value_kind == "real"
+    arrays = trace.arrays["gemm"]
+    assert arrays["sample_in_events"].tolist() == [21.0]  # 7 x 3 input values of 1
+    assert arrays["sample_effective_ops"].tolist() == [105.0]
+    assert arrays["events_per_step_token"].tolist() == [[3.0] * 7]
+    nnz = arrays["nnz_per_out_channel"]
+    assert nnz.dtype == np.int64 and nnz.tolist() == [3] * 5
+    manifest = trace.manifest
+    assert (manifest["source"], manifest["dataset"], manifest["timesteps"]) == ("gemm", "gemm", 1)
+    assert (manifest["input_shape"], manifest["num_samples"]) == ([7, 3], 1)
+
+
+@pytest.mark.parametrize("name, args", [("m", (0, 5, 3)), ("n", (7, 2.5, 3)),
+                                        ("k", (7, 5, -3))])
+def test_gemm_trace_rejects_non_positive_or_fractional_sizes(name, args):
+    with pytest.raises(TraceError, match=f"gemm_trace: {name} must be a positive integer, got"):
+        gemm_trace(*args)
+
+
+def test_synthetic_layers_without_weights_and_given_shapes():
+    """A LIF row has no weights (nnz 0) and a dense operand; a shape string given in the
+    layer shapes is kept as it is, an absent one is T x numel."""
+    given = synthetic_trace([dict(SHAPES[1], in_shape="4x16x8", out_shape="4x16x8")],
+                            timesteps=4).layers.iloc[0]
+    assert (given.in_shape, given.out_shape) == ("4x16x8", "4x16x8")
+    layers = synthetic_trace([SHAPES[1], SHAPES[4]], timesteps=4, firing_rate=0.2,
+                             weight_density=0.5).layers.set_index("layer")
+    assert (layers.loc["block.1.lif", "in_shape"], layers.loc["block.1.lif", "out_shape"]) == \
+        ("4x128", "4x128")
+    assert layers.loc["block.1.lif", "weight_nnz"] == 0
+    assert layers.loc["block.1.lif", "operand_density"] == 1.0
+    assert layers.loc["block.0.fc", "operand_density"] == 0.5
 
 
 def test_save_replaces_a_trace_but_never_a_folder_of_other_files(tmp_path):
@@ -242,10 +279,16 @@ def test_manifest_values_out_of_range_are_reported(tmp_path, key, value):
 
 
 def test_manifest_accepts_fractions_and_null_accuracy(tmp_path):
+    """The bounds themselves (0, 1, a ratio of 1) and a missing accuracy are valid values, and
+    they survive a save and load unchanged."""
     trace = toy_trace()
-    for accuracy in (None, 0, 1, 0.5):
+    for index, accuracy in enumerate((None, 0, 1, 0.5)):
         manifest = {**trace.manifest, "accuracy": accuracy, "keep_ratios": [1, 0.7, 0.49]}
-        Trace(manifest=manifest, layers=trace.layers, arrays=trace.arrays)
+        built = Trace(manifest=manifest, layers=trace.layers, arrays=trace.arrays)
+        loaded = Trace.load(built.save(tmp_path / str(index))).manifest
+        assert loaded["accuracy"] == accuracy and (accuracy is None) == (loaded["accuracy"]
+                                                                        is None)
+        assert loaded["keep_ratios"] == [1, 0.7, 0.49]
 
 
 def test_save_refuses_to_replace_a_file(tmp_path):

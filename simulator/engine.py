@@ -98,7 +98,7 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
     bandwidth_cycles, stall = memory_cycles(traffic, hw)
     latency_cycles = np.ceil(np.maximum(compute, bandwidth_cycles) + stall)
     clock_hz = hw.clock_mhz * HZ_PER_MHZ
-    leakage_pj = hw.leakage_mw * (latency_cycles / clock_hz) * PJ_PER_MILLIJOULE
+    leakage_pj = hw.total_leakage_mw * (latency_cycles / clock_hz) * PJ_PER_MILLIJOULE
 
     activities = [
         *pe_activities(work, gemm_cycles, compare_cycles, hw),

@@ -50,8 +50,10 @@ DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
 TIME_HANDLINGS = ("serial", "parallel")
 SPARSITY_HANDLINGS = ("none", "gate", "skip")
 INTEGER_INPUT_MODES = ("replay", "multiply")
+RATE_INPUT_MODES = ("counts", "fraction")
 SPARSE_FORMATS = ("dense", "bitmask", "csr", "rle")
-TIME_LOOPS = ("tile", "network")
+TIME_LOOPS = ("layer", "network")
+TIME_PLACEMENTS = ("auto", "inside_tile", "outside_folds")
 LOOP_ORDERS = ("auto", "weights_outer", "inputs_outer")
 LIF_FUSIONS = ("fused", "unfused")
 BITS_PER_KIB = 8 * 1024
@@ -94,6 +96,9 @@ class PolicyConfig:
     weight_sparsity: str = choice_field("skip", SPARSITY_HANDLINGS)  # weights and attention K / V
     # replay: an integer value v is v accumulate events; multiply: one multiplier MAC.
     integer_inputs: str = choice_field("replay", INTEGER_INPUT_MODES)
+    # Replayed rate inputs (time averages r = c / T): counts: c events and one shift per
+    # output; fraction: r of an accumulate (the spiking-transformer papers' SOP convention).
+    rate_inputs: str = choice_field("counts", RATE_INPUT_MODES)
 
 
 @dataclass(frozen=True)
@@ -187,16 +192,22 @@ class EnergyConfig:
     multiply_accumulate_pj: float = value_field(0.23, NON_NEGATIVE_FLOAT, required=True)
     compare_pj: float = value_field(0.03, NON_NEGATIVE_FLOAT, required=True)
     gated_op_pj: float = value_field(0.0, NON_NEGATIVE_FLOAT)  # a gated (zero) operand's cycle
+    # a spike added into the residual stream (a small integer): Horowitz 45 nm 8b add
+    residual_add_pj: float = value_field(0.03, NON_NEGATIVE_FLOAT)
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """The loop nest the engine derives traffic, working sets and timing from (docs/schedule.md)."""
 
-    # Serial time handling only: `tile` runs every timestep inside each output tile, layer by
-    # layer; `network` runs the whole network once per timestep (every LIF layer's membranes
-    # persist across the timestep boundary).
-    time_loop: str = choice_field("tile", TIME_LOOPS)
+    # Serial time handling only: `layer` runs the network layer by layer, all T timesteps of a
+    # layer before the next; `network` runs the whole network once per timestep (every LIF
+    # layer's membranes persist across the timestep boundary).
+    time_loop: str = choice_field("layer", TIME_LOOPS)
+    # Under `layer`: the timestep loop inside each output tile (weights fetched once, a tile's
+    # membranes live), or outside the fold loops (partial sums of one timestep live, weights
+    # fetched per timestep, the layer's membranes live); `auto`: per layer, fewer DRAM bits.
+    time_placement: str = choice_field("auto", TIME_PLACEMENTS)
     # Order of the two outer fold loops of each GEMM: `weights_outer` fetches each weight once
     # per run, `inputs_outer` each input once; `auto` picks per layer the one with fewer DRAM bits.
     loop_order: str = choice_field("auto", LOOP_ORDERS)
@@ -337,6 +348,7 @@ __all__ = [
     "INTEGER_INPUT_MODES", "SPARSE_FORMATS", "BITS_PER_KIB", "HwConfig", "PeArrayConfig",
     "PolicyConfig", "NeuronUnitConfig", "WeightMemoryConfig", "BufferConfig", "DramConfig",
     "SelectorUnitConfig", "EnergyConfig", "ScheduleConfig", "SRAM_SECTIONS", "TIME_LOOPS",
+    "TIME_PLACEMENTS",
     "LOOP_ORDERS", "LIF_FUSIONS", "load_hwconfig", "hwconfig_from_dict",
     "apply_overrides", "parse_override",
 ]

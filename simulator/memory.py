@@ -46,7 +46,9 @@ from sparsespikformer.simulator.config import (
 )
 from sparsespikformer.simulator.layer_table import INTEGER, SPIKE, LayerTable
 from sparsespikformer.simulator.mapping import GemmMapping
+from sparsespikformer.simulator.residency import ResidencyPlan
 from sparsespikformer.simulator.result import Activity
+from sparsespikformer.simulator.schedule import Schedule, candidate_mappings
 
 SPIKE_BITS = 1.0
 
@@ -88,11 +90,11 @@ def activation_bits(table: LayerTable, real_value_bits: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MemoryTraffic:
-    """Bits moved per layer and level, shape (L,)."""
+    """Bits moved per layer and level per inference, shape (L,)."""
 
     weight_value_reads: np.ndarray
     weight_metadata_reads: np.ndarray
-    weight_writes: np.ndarray
+    weight_writes: np.ndarray  # streamed weights written into the weight memory
     spike_reads: np.ndarray
     spike_writes: np.ndarray
     global_reads: np.ndarray
@@ -101,80 +103,110 @@ class MemoryTraffic:
     membrane_writes: np.ndarray
     dram_reads: np.ndarray
     dram_writes: np.ndarray
+    weight_dram: np.ndarray  # the part of `dram_reads` that is streamed weights
+    loop_order: np.ndarray  # int: schedule.WEIGHTS_OUTER or INPUTS_OUTER per layer
+    time_placement: np.ndarray  # int: schedule.INSIDE or OUTSIDE (timestep loop) per layer
 
 
-def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
-                   membrane_bits_moved: tuple[np.ndarray, np.ndarray]) -> MemoryTraffic:
-    pe, wm = hw.pe_array, hw.weight_memory
-    gemm, timesteps = table.is_gemm, table.timesteps
-    spike_input = table.value_kind == SPIKE
-    parallel = hw.policies.time_handling == "parallel"
-    runs_per_inference = np.where(parallel & ~table.is_attention, 1.0, timesteps)
-
-    # GEMM inputs (1 = each element once), attention operands, partial and final sums.
-    act_bits = activation_bits(table, pe.real_value_bits)
-    input_once = np.where(gemm, table.in_numel * timesteps * act_bits, 0.0)
-    input_reads = np.where(gemm, timesteps * table.groups * table.m * table.k
-                           * mapping.input_reuse * act_bits, 0.0)
+def weight_stored_bits(table: LayerTable, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(value bits, metadata bits) of every layer's static weights in the memory's format."""
+    wm = hw.weight_memory
     values, metadata = weight_storage_bits(
         table.weight_numel, table.weight_nnz, table.n, fmt=wm.format,
         value_bits=wm.value_bits, index_bits=wm.index_bits)
-    static = gemm & table.is_static
-    value_reads = np.where(static, values * mapping.weight_set_reads, 0.0)
-    metadata_reads = np.where(static, metadata * mapping.weight_set_reads, 0.0)
+    static = table.is_gemm & table.is_static
+    return np.where(static, values, 0.0), np.where(static, metadata, 0.0)
+
+
+def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedule: Schedule,
+                   plan: ResidencyPlan, membrane_bits_moved: tuple[np.ndarray, np.ndarray],
+                   residual_adds: np.ndarray, act_bits: np.ndarray) -> MemoryTraffic:
+    """Per-level traffic of one inference under `schedule` and the residency `plan`."""
+    pe = hw.pe_array
+    gemm, steps = table.is_gemm, table.timesteps
+    spike_input = table.value_kind == SPIKE
+    batch = float(schedule.batch)
+
+    # GEMM inputs (1 = each element once), attention operands, partial and final sums.
+    input_once = np.where(gemm, table.in_numel * steps * act_bits, 0.0)
+    input_reads = np.where(gemm, steps * table.groups * table.m * table.k
+                           * mapping.input_reuse * act_bits, 0.0)
+    values, metadata = weight_stored_bits(table, hw)
     operand_step = np.where(gemm & table.is_attention,
                             table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
-    operand_once = operand_step * timesteps
-    operand_reads = operand_step * mapping.weight_set_reads
-    outputs = np.where(gemm, timesteps * table.groups * table.m * table.n * table.gemm_extra,
-                       0.0)
+    outputs_step = np.where(gemm, table.groups * table.m * table.n * table.gemm_extra, 0.0)
+    outputs = outputs_step * steps
     psum_round_trips = outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # parked between folds
-    result_bits = np.where(table.feeds_lif, 0.0, outputs * pe.psum_bits)  # unless fused
+    result_bits = np.where(schedule.fused, 0.0, outputs * pe.psum_bits)  # unless fused
+    sums_read = np.where(schedule.unfused_sums, table.out_numel * steps * pe.psum_bits, 0.0)
+    residual_rmw = residual_adds * schedule.residual_value_bits  # read-modify-write in place
 
-    # Max-pool, LIF and scorer rows move spikes (a LIF's input arrives fused from its GEMM).
+    # Max-pool, LIF and scorer rows move spikes (a fused LIF's input arrives from its GEMM).
     pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
-                          table.in_numel * timesteps * SPIKE_BITS, 0.0)
+                          table.in_numel * steps * SPIKE_BITS, 0.0)
     spikes_out = np.where(table.is_lif | table.is_pool,
-                          table.out_numel * timesteps * SPIKE_BITS, 0.0)
+                          table.out_numel * steps * SPIKE_BITS, 0.0)
+    spike_input_once = np.where(spike_input & gemm, input_once, 0.0)
+    global_input_once = np.where(~spike_input & gemm, input_once, 0.0)
 
-    spike_reads = np.where(spike_input, input_reads, 0.0) + operand_reads + pool_input
-    spike_writes = spikes_out
-    global_reads = np.where(spike_input, 0.0, input_reads) + psum_round_trips
-    global_writes = psum_round_trips + result_bits
+    # Live sets of one run (schedule.py): spikes, and the global buffer's values and sums.
+    live_scale = schedule.scope_steps * batch
+    spike_live = (np.where(spike_input & gemm, table.in_numel, 0.0) + pool_input / steps
+                  + spikes_out / steps + operand_step
+                  + np.where(table.kinds == "attn_qk", operand_step, 0.0)) * live_scale  # + V
+    global_live = (schedule.residual_bits
+                   + np.where(schedule.input_is_residual, 0.0, global_input_once / steps)
+                   + (result_bits + sums_read) / steps) * live_scale
+    spill_spike = spill_fraction(spike_live, hw.spike_buffer)
     membrane_reads, membrane_writes = membrane_bits_moved
+    membrane_moved = membrane_reads + membrane_writes
 
-    # Weight memory: resident up to capacity, the rest streamed from DRAM per weight-set read.
-    stored = np.where(static, values + metadata, 0.0)
-    overflow = np.maximum(0.0, stored - wm.size_kib * BITS_PER_KIB)
-    weight_dram = np.where(static, overflow * mapping.weight_set_reads, 0.0)
-
-    # Tensors that do not fit in their buffer (for one run) live partly in DRAM: the excess
-    # fraction of each is read from or written to DRAM once (partial sums are tiled to fit).
-    spike_read_once = np.where(spike_input, input_once, 0.0) + operand_once + pool_input
-    global_read_once = np.where(spike_input, 0.0, input_once)
-    spill_spike = spill_fraction((spike_read_once + spike_writes) / runs_per_inference,
-                                 hw.spike_buffer)
-    spill_global = spill_fraction((global_read_once + result_bits) / runs_per_inference,
-                                  hw.global_buffer)
-    membrane_live = np.where(table.is_lif, table.out_numel * hw.neuron_unit.membrane_bits, 0.0)
-    spill_membrane = spill_fraction(membrane_live, hw.membrane_buffer)
-
-    dram_reads = (weight_dram + spill_spike * spike_read_once + spill_global * global_read_once
-                  + spill_membrane * membrane_reads)
-    dram_writes = (spill_spike * spike_writes + spill_global * result_bits
-                   + spill_membrane * membrane_writes)
+    # Each candidate (fold-loop order, time placement): its DRAM bits, the mapper's choice.
+    streamed = np.where(gemm & table.is_static, plan.streamed_bits, 0.0)
+    spike_in_once = operand_step * steps + pool_input
+    candidates, costs = candidate_mappings(hw, schedule), []
+    for order, placement in candidates:
+        weight_dram = (streamed * schedule.weight_factor[order]
+                       * schedule.fetch_runs[placement] / batch)
+        spill_global = spill_fraction(global_live + schedule.psum_live_bits[order, placement],
+                                      hw.global_buffer)
+        factor = schedule.input_factor[order]
+        reads = (weight_dram + spill_spike * (spike_input_once * factor + spike_in_once)
+                 + spill_global * (global_input_once * factor + sums_read + residual_rmw
+                                   + psum_round_trips))
+        writes = (spill_spike * spikes_out
+                  + spill_global * (result_bits + residual_rmw + psum_round_trips))
+        membrane = spill_fraction(schedule.membrane_live_bits[placement], hw.membrane_buffer)
+        costs.append((reads, writes, weight_dram, membrane))
+    # a GEMM's choice also sets the membrane working set of the LIF row it feeds
+    totals = [r + w + np.r_[(m * membrane_moved)[1:], 0.0] for r, w, _, m in costs]
+    choice = np.argmin(np.stack(totals), axis=0)  # ties: the first candidate
+    lif_choice = np.r_[0, choice[:-1]]  # a LIF row follows its producer's placement
+    pick = np.arange(len(choice))
+    reads, writes, weight_dram = (np.stack([c[i] for c in costs])[choice, pick]
+                                  for i in range(3))
+    spill_membrane = np.stack([c[3] for c in costs])[lif_choice, pick]
+    reads = reads + spill_membrane * membrane_reads
+    writes = writes + spill_membrane * membrane_writes
+    order = np.array([c[0] for c in candidates])[choice]
+    placement = np.array([c[1] for c in candidates])[choice]
     return MemoryTraffic(
-        weight_value_reads=value_reads,
-        weight_metadata_reads=metadata_reads,
+        weight_value_reads=values * mapping.weight_set_reads,
+        weight_metadata_reads=metadata * mapping.weight_set_reads,
         weight_writes=weight_dram,
-        spike_reads=spike_reads,
-        spike_writes=spike_writes,
-        global_reads=global_reads,
-        global_writes=global_writes,
+        spike_reads=np.where(spike_input, input_reads, 0.0)
+        + operand_step * mapping.weight_set_reads + pool_input,
+        spike_writes=spikes_out,
+        global_reads=np.where(spike_input, 0.0, input_reads) + psum_round_trips + sums_read
+        + residual_rmw,
+        global_writes=psum_round_trips + result_bits + residual_rmw,
         membrane_reads=membrane_reads,
         membrane_writes=membrane_writes,
-        dram_reads=dram_reads,
-        dram_writes=dram_writes,
+        dram_reads=reads,
+        dram_writes=writes,
+        weight_dram=weight_dram,
+        loop_order=order,
+        time_placement=placement,
     )
 
 
@@ -194,22 +226,24 @@ def _sram_cycles(bits: np.ndarray, buffer: BufferConfig | WeightMemoryConfig) ->
     return bits / (buffer.banks * buffer.word_bits)
 
 
-def memory_cycles(traffic: MemoryTraffic, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(memory-bound cycles, DRAM stall cycles) per layer."""
+def memory_cycles(traffic: MemoryTraffic, hw: HwConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(memory-bound cycles, DRAM stall cycles, per-level cycles (5, L)) per layer; levels:
+    weight memory, spike, global and membrane buffers, DRAM."""
     weight_bits = (traffic.weight_value_reads + traffic.weight_metadata_reads
                    + traffic.weight_writes)
     dram_bits = traffic.dram_reads + traffic.dram_writes
-    per_level = (
+    per_level = np.stack((
         _sram_cycles(weight_bits, hw.weight_memory),
         _sram_cycles(traffic.spike_reads + traffic.spike_writes, hw.spike_buffer),
         _sram_cycles(traffic.global_reads + traffic.global_writes, hw.global_buffer),
         _sram_cycles(traffic.membrane_reads + traffic.membrane_writes, hw.membrane_buffer),
         dram_bits / dram_bits_per_cycle(hw),
-    )
-    bound = np.maximum.reduce(per_level)
+    ))
+    bound = per_level.max(axis=0)
     first_tile = hw.pe_array.rows * hw.pe_array.cols * hw.weight_memory.value_bits
     stall = np.minimum(dram_bits, first_tile) / dram_bits_per_cycle(hw)
-    return bound, stall
+    return bound, stall, per_level
 
 
 def memory_activities(traffic: MemoryTraffic, hw: HwConfig) -> list[Activity]:
@@ -240,5 +274,6 @@ def memory_activities(traffic: MemoryTraffic, hw: HwConfig) -> list[Activity]:
 
 
 __all__ = ["weight_storage_bits", "rle_fill_entries", "activation_bits", "MemoryTraffic",
-           "memory_traffic", "spill_fraction", "dram_bits_per_cycle", "memory_cycles",
+           "memory_traffic", "weight_stored_bits", "spill_fraction", "dram_bits_per_cycle",
+           "memory_cycles",
            "memory_activities"]

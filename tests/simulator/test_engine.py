@@ -62,10 +62,21 @@ def test_tables_add_up_to_the_totals(trace):
 
 
 def test_latency_is_the_slower_of_compute_and_memory_plus_stalls(trace):
-    per_layer = simulate(trace, load_hwconfig("sata_like")).per_layer
+    """Alone (unfused), a layer takes the slower of its compute and memory time plus its stall;
+    a fused GEMM->LIF pair overlaps: at least each row's own bound, at most both in turn."""
+    unfused = simulate(trace, load_hwconfig("sata_like", {"schedule.lif_fusion": "unfused"}))
+    per_layer = unfused.per_layer
     bound = np.maximum(per_layer.compute_cycles, per_layer.memory_cycles)
     assert np.array_equal(per_layer.cycles, np.ceil(bound + per_layer.stall_cycles))
     assert set(per_layer.bound) <= {"compute", "memory"}
+    fused = simulate(trace, load_hwconfig("sata_like")).per_layer
+    gemm = np.flatnonzero(fused.fused_with_next.to_numpy())
+    assert gemm.size > 0 and not unfused.per_layer.fused_with_next.any()
+    own = np.ceil(np.maximum(fused.compute_cycles, fused.memory_cycles)
+                  + fused.stall_cycles).to_numpy()
+    pair = fused.cycles.to_numpy()[gemm] + fused.cycles.to_numpy()[gemm + 1]
+    assert (pair >= np.maximum(own[gemm], own[gemm + 1])).all()
+    assert (pair <= own[gemm] + own[gemm + 1] + 1).all()
 
 
 def test_gflops_and_sops_come_from_the_trace(trace):

@@ -156,38 +156,44 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedu
                   + np.where(table.kinds == "attn_qk", operand_step, 0.0)) * live_scale  # + V
     global_live = (schedule.residual_bits
                    + np.where(schedule.input_is_residual, 0.0, global_input_once / steps)
-                   + (result_bits + sums_read) / steps) * live_scale
+                   ) * live_scale
+    sums_live_step = (result_bits + sums_read) / steps * batch  # parked sums, one timestep
     spill_spike = spill_fraction(spike_live, hw.spike_buffer)
     membrane_reads, membrane_writes = membrane_bits_moved
-    membrane_moved = membrane_reads + membrane_writes
 
-    # Each candidate (fold-loop order, time placement): its DRAM bits, the mapper's choice.
+    # Each candidate (fold-loop order, time placement) gives every row's DRAM bits; a GEMM
+    # picks the cheapest for itself and the LIF it feeds (whose membranes and parked sums
+    # live as the GEMM's timestep loop dictates), the LIF follows its GEMM.
     streamed = np.where(gemm & table.is_static, plan.streamed_bits, 0.0)
     spike_in_once = operand_step * steps + pool_input
-    candidates, costs = candidate_mappings(hw, schedule), []
+    candidates, reads_c, writes_c, weights_c = candidate_mappings(hw, schedule), [], [], []
     for order, placement in candidates:
         weight_dram = (streamed * schedule.weight_factor[order]
                        * schedule.fetch_runs[placement] / batch)
-        spill_global = spill_fraction(global_live + schedule.psum_live_bits[order, placement],
+        sums_live = sums_live_step * schedule.sums_steps[placement]
+        spill_global = spill_fraction(global_live + sums_live
+                                      + schedule.psum_live_bits[order, placement],
                                       hw.global_buffer)
+        spill_membrane = spill_fraction(schedule.membrane_live_bits[placement],
+                                        hw.membrane_buffer)
         factor = schedule.input_factor[order]
-        reads = (weight_dram + spill_spike * (spike_input_once * factor + spike_in_once)
-                 + spill_global * (global_input_once * factor + sums_read + residual_rmw
-                                   + psum_round_trips))
-        writes = (spill_spike * spikes_out
-                  + spill_global * (result_bits + residual_rmw + psum_round_trips))
-        membrane = spill_fraction(schedule.membrane_live_bits[placement], hw.membrane_buffer)
-        costs.append((reads, writes, weight_dram, membrane))
-    # a GEMM's choice also sets the membrane working set of the LIF row it feeds
-    totals = [r + w + np.r_[(m * membrane_moved)[1:], 0.0] for r, w, _, m in costs]
-    choice = np.argmin(np.stack(totals), axis=0)  # ties: the first candidate
-    lif_choice = np.r_[0, choice[:-1]]  # a LIF row follows its producer's placement
-    pick = np.arange(len(choice))
-    reads, writes, weight_dram = (np.stack([c[i] for c in costs])[choice, pick]
-                                  for i in range(3))
-    spill_membrane = np.stack([c[3] for c in costs])[lif_choice, pick]
-    reads = reads + spill_membrane * membrane_reads
-    writes = writes + spill_membrane * membrane_writes
+        reads_c.append(weight_dram + spill_spike * (spike_input_once * factor + spike_in_once)
+                       + spill_global * (global_input_once * factor + sums_read + residual_rmw
+                                         + psum_round_trips)
+                       + spill_membrane * membrane_reads)
+        writes_c.append(spill_spike * spikes_out
+                        + spill_global * (result_bits + residual_rmw + psum_round_trips)
+                        + spill_membrane * membrane_writes)
+        weights_c.append(weight_dram)
+    reads_c, writes_c, weights_c = np.stack(reads_c), np.stack(writes_c), np.stack(weights_c)
+    own = reads_c + writes_c  # (candidates, L)
+    follows = table.is_lif & np.r_[False, gemm[:-1]]  # a LIF row fed by a GEMM row
+    with_next = own + np.where(np.r_[follows[1:], False], np.roll(own, -1, axis=1), 0.0)
+    choice = np.argmin(with_next, axis=0)  # ties: the first candidate
+    choice = np.where(follows, np.r_[0, choice[:-1]], choice)
+    pick = np.arange(choice.size)
+    reads, writes, weight_dram = reads_c[choice, pick], writes_c[choice, pick], \
+        weights_c[choice, pick]
     order = np.array([c[0] for c in candidates])[choice]
     placement = np.array([c[1] for c in candidates])[choice]
     return MemoryTraffic(

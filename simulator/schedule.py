@@ -63,6 +63,7 @@ class Schedule:
     unfused_sums: np.ndarray  # bool: LIF rows that read parked sums from the global buffer
     tile_neurons: np.ndarray  # LIF rows: neurons of one output tile of the feeding GEMM
     membrane_live_bits: tuple[np.ndarray, np.ndarray]  # LIF rows, per placement (bits)
+    sums_steps: tuple[np.ndarray, np.ndarray]  # timesteps of parked sums live, per placement
     weight_factor: tuple[np.ndarray, np.ndarray]  # fetches of a weight per run, per order
     input_factor: tuple[np.ndarray, np.ndarray]  # fetches of an input per run, per order
     psum_live_bits: dict[tuple[int, int], np.ndarray]  # per (order, placement), bits
@@ -112,6 +113,7 @@ def build_schedule(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
         residual_value_bits=float(act_bits[input_is_residual].max(initial=1.0)),
         input_is_residual=input_is_residual, fused=fused, unfused_sums=unfused_sums,
         tile_neurons=tile_neurons, membrane_live_bits=membrane,
+        sums_steps=(ones if network else steps, ones),
         weight_factor=(ones, operand_reuse),
         input_factor=(mapping.input_reuse, ones),
         psum_live_bits=psum_live,

@@ -21,6 +21,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -245,12 +246,12 @@ class HwConfig:
         file wrote as `auto` written `auto` again (a changed size re-resolves them)."""
         return to_plain_dict(self)
 
-    @property
+    @cached_property
     def total_leakage_mw(self) -> float:
         """Static power of the chip: logic (`leakage_mw`) plus every SRAM's."""
         return self.leakage_mw + sum(getattr(self, name).leakage_mw for name in SRAM_SECTIONS)
 
-    @property
+    @cached_property
     def area_mm2(self) -> float:
         """Sum of the component areas given (DRAM excluded); NaN when none is given."""
         areas = [section.area_mm2() for section in _sections(self) if hasattr(section, "area_mm2")]

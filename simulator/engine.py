@@ -158,15 +158,15 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
         "dram_bits": dram_bits,
         "weight_dram_bits": traffic.weight_dram,
         "resident_weight_bits": plan.resident_bits,
-        "loop_order": np.where(table.is_gemm, np.where(traffic.loop_order == INPUTS_OUTER,
-                                                       "inputs_outer", "weights_outer"), ""),
-        "time_loop": np.where(table.is_gemm, _time_loop_names(hw, traffic), ""),
+        "loop_order": lambda: np.where(table.is_gemm, np.where(
+            traffic.loop_order == INPUTS_OUTER, "inputs_outer", "weights_outer"), ""),
+        "time_loop": lambda: np.where(table.is_gemm, _time_loop_names(hw, traffic), ""),
         "fused_with_next": schedule.fused,
     }
     return SimResult(hw_name=hw.name or hw.source, trace_origin=trace.origin, names=table.names,
                      kinds=table.kinds, blocks=table.blocks, activities=activities,
                      per_layer_columns=per_layer, totals=totals,
-                     residency=plan.table(table.names))
+                     residency=lambda: plan.table(table.names))
 
 
 def weight_residency(table: LayerTable, hw: HwConfig, schedule: Schedule) -> ResidencyPlan:
@@ -216,6 +216,15 @@ def _cold_start(hw: HwConfig, plan: ResidencyPlan, totals: dict[str, float],
     }
 
 
+def _percentiles(values: np.ndarray, percents: tuple[int, ...]) -> np.ndarray:
+    """numpy's default ('linear') percentiles of a small 1-D array, without its overhead."""
+    ordered = np.sort(values)
+    position = np.asarray(percents, dtype=np.float64) / 100.0 * (ordered.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, ordered.size - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def _totals(table: LayerTable, hw: HwConfig, work: PeWork, activities: list[Activity],
             energy: np.ndarray, latency_cycles: np.ndarray, sample_cycles: np.ndarray,
             dram_bits: np.ndarray, memory_bound: np.ndarray) -> dict[str, float]:
@@ -225,7 +234,7 @@ def _totals(table: LayerTable, hw: HwConfig, work: PeWork, activities: list[Acti
     energy_pj = float(energy.sum())
     pe_cycles_busy = float((work.slots / work.units).sum())
     capacity = cycles * hw.pe_array.rows * hw.pe_array.cols
-    p50, p95 = np.percentile(sample_cycles, LATENCY_PERCENTILES) / clock_hz
+    p50, p95 = _percentiles(sample_cycles, LATENCY_PERCENTILES) / clock_hz
     totals = {
         "energy_pj": energy_pj,
         "latency_s": latency_s,

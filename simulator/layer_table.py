@@ -78,6 +78,14 @@ class LayerTable:
     channel_nnz: tuple[np.ndarray | None, ...]  # per layer (gemm_n,) or None
     window_steps: float  # the trace's T: the averaging window of `rate` inputs
     _imbalance: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)  # other per-trace derived arrays
+
+    def cached(self, key: object, build) -> object:
+        """`build()` once per table and key (trace-only quantities reused by every config)."""
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = build()
+        return value
 
     def __len__(self) -> int:
         return len(self.names)

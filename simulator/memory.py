@@ -126,37 +126,22 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedu
     gemm, steps = table.is_gemm, table.timesteps
     spike_input = table.value_kind == SPIKE
     batch = float(schedule.batch)
+    t = table.cached(("traffic", pe.real_value_bits), lambda: _trace_terms(table, act_bits))
 
-    # GEMM inputs (1 = each element once), attention operands, partial and final sums.
-    input_once = np.where(gemm, table.in_numel * steps * act_bits, 0.0)
-    input_reads = np.where(gemm, steps * table.groups * table.m * table.k
-                           * mapping.input_reuse * act_bits, 0.0)
+    input_reads = t.input_row_bits * mapping.input_reuse
     values, metadata = weight_stored_bits(table, hw)
-    operand_step = np.where(gemm & table.is_attention,
-                            table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
-    outputs_step = np.where(gemm, table.groups * table.m * table.n * table.gemm_extra, 0.0)
-    outputs = outputs_step * steps
-    psum_round_trips = outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # parked between folds
-    result_bits = np.where(schedule.fused, 0.0, outputs * pe.psum_bits)  # unless fused
+    psum_round_trips = t.outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # between folds
+    result_bits = np.where(schedule.fused, 0.0, t.outputs * pe.psum_bits)  # unless fused
     sums_read = np.where(schedule.unfused_sums, table.out_numel * steps * pe.psum_bits, 0.0)
     residual_rmw = residual_adds * schedule.residual_value_bits  # read-modify-write in place
-
-    # Max-pool, LIF and scorer rows move spikes (a fused LIF's input arrives from its GEMM).
-    pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
-                          table.in_numel * steps * SPIKE_BITS, 0.0)
-    spikes_out = np.where(table.is_lif | table.is_pool,
-                          table.out_numel * steps * SPIKE_BITS, 0.0)
-    spike_input_once = np.where(spike_input & gemm, input_once, 0.0)
-    global_input_once = np.where(~spike_input & gemm, input_once, 0.0)
+    operand_step, pool_input, spikes_out = t.operand_step, t.pool_input, t.spikes_out
+    spike_input_once, global_input_once = t.spike_input_once, t.global_input_once
 
     # Live sets of one run (schedule.py): spikes, and the global buffer's values and sums.
     live_scale = schedule.scope_steps * batch
-    spike_live = (np.where(spike_input & gemm, table.in_numel, 0.0) + pool_input / steps
-                  + spikes_out / steps + operand_step
-                  + np.where(table.kinds == "attn_qk", operand_step, 0.0)) * live_scale  # + V
-    global_live = (schedule.residual_bits
-                   + np.where(schedule.input_is_residual, 0.0, global_input_once / steps)
-                   ) * live_scale
+    spike_live = t.spike_live_step * live_scale
+    global_live = (schedule.residual_bits + np.where(schedule.input_is_residual, 0.0,
+                                                     t.global_input_step)) * live_scale
     sums_live_step = (result_bits + sums_read) / steps * batch  # parked sums, one timestep
     spill_spike = spill_fraction(spike_live, hw.spike_buffer)
     membrane_reads, membrane_writes = membrane_bits_moved
@@ -166,26 +151,24 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedu
     # live as the GEMM's timestep loop dictates), the LIF follows its GEMM.
     streamed = np.where(gemm & table.is_static, plan.streamed_bits, 0.0)
     spike_in_once = operand_step * steps + pool_input
-    candidates, reads_c, writes_c, weights_c = candidate_mappings(hw, schedule), [], [], []
-    for order, placement in candidates:
-        weight_dram = (streamed * schedule.weight_factor[order]
-                       * schedule.fetch_runs[placement] / batch)
-        sums_live = sums_live_step * schedule.sums_steps[placement]
-        spill_global = spill_fraction(global_live + sums_live
-                                      + schedule.psum_live_bits[order, placement],
-                                      hw.global_buffer)
-        spill_membrane = spill_fraction(schedule.membrane_live_bits[placement],
-                                        hw.membrane_buffer)
-        factor = schedule.input_factor[order]
-        reads_c.append(weight_dram + spill_spike * (spike_input_once * factor + spike_in_once)
-                       + spill_global * (global_input_once * factor + sums_read + residual_rmw
-                                         + psum_round_trips)
-                       + spill_membrane * membrane_reads)
-        writes_c.append(spill_spike * spikes_out
-                        + spill_global * (result_bits + residual_rmw + psum_round_trips)
-                        + spill_membrane * membrane_writes)
-        weights_c.append(weight_dram)
-    reads_c, writes_c, weights_c = np.stack(reads_c), np.stack(writes_c), np.stack(weights_c)
+    candidates = candidate_mappings(hw, schedule)  # all evaluated at once: (C, L) arrays
+    order_of = np.array([c[0] for c in candidates])
+    place_of = np.array([c[1] for c in candidates])
+    weight_factor, fetch_runs = np.stack(schedule.weight_factor), np.stack(schedule.fetch_runs)
+    input_factor = np.stack(schedule.input_factor)[order_of]
+    weights_c = streamed * weight_factor[order_of] * fetch_runs[place_of] / batch
+    psum_live = np.stack([schedule.psum_live_bits[c] for c in candidates])
+    sums_live = sums_live_step * np.stack(schedule.sums_steps)[place_of]
+    spill_global = spill_fraction(global_live + sums_live + psum_live, hw.global_buffer)
+    spill_membrane = spill_fraction(np.stack(schedule.membrane_live_bits)[place_of],
+                                    hw.membrane_buffer)
+    reads_c = (weights_c + spill_spike * (spike_input_once * input_factor + spike_in_once)
+               + spill_global * (global_input_once * input_factor + sums_read + residual_rmw
+                                 + psum_round_trips)
+               + spill_membrane * membrane_reads)
+    writes_c = (spill_spike * spikes_out
+                + spill_global * (result_bits + residual_rmw + psum_round_trips)
+                + spill_membrane * membrane_writes)
     own = reads_c + writes_c  # (candidates, L)
     follows = table.is_lif & np.r_[False, gemm[:-1]]  # a LIF row fed by a GEMM row
     with_next = own + np.where(np.r_[follows[1:], False], np.roll(own, -1, axis=1), 0.0)
@@ -194,8 +177,7 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedu
     pick = np.arange(choice.size)
     reads, writes, weight_dram = reads_c[choice, pick], writes_c[choice, pick], \
         weights_c[choice, pick]
-    order = np.array([c[0] for c in candidates])[choice]
-    placement = np.array([c[1] for c in candidates])[choice]
+    order, placement = order_of[choice], place_of[choice]
     return MemoryTraffic(
         weight_value_reads=values * mapping.weight_set_reads,
         weight_metadata_reads=metadata * mapping.weight_set_reads,
@@ -213,6 +195,47 @@ def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedu
         weight_dram=weight_dram,
         loop_order=order,
         time_placement=placement,
+    )
+
+
+@dataclass(frozen=True)
+class _TraceTerms:
+    """Bits that depend on the trace alone (and the real-value width), cached per trace."""
+
+    input_row_bits: np.ndarray  # GEMM inputs read once per fold of N: x input_reuse
+    operand_step: np.ndarray  # attention's K / V spikes, per timestep
+    outputs: np.ndarray  # GEMM outputs, all timesteps
+    pool_input: np.ndarray  # max-pool and scorer spikes read
+    spikes_out: np.ndarray  # LIF and max-pool spikes written
+    spike_input_once: np.ndarray  # GEMM spike inputs, each once
+    global_input_once: np.ndarray  # GEMM integer / rate / real inputs, each once
+    global_input_step: np.ndarray  # the same, one timestep
+    spike_live_step: np.ndarray  # spikes live at the row, one timestep (Q·Kᵀ: Q, K and V)
+
+
+def _trace_terms(table: LayerTable, act_bits: np.ndarray) -> _TraceTerms:
+    gemm, steps = table.is_gemm, table.timesteps
+    spike_input = table.value_kind == SPIKE
+    input_once = np.where(gemm, table.in_numel * steps * act_bits, 0.0)
+    operand_step = np.where(gemm & table.is_attention,
+                            table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
+    pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
+                          table.in_numel * steps * SPIKE_BITS, 0.0)
+    spikes_out = np.where(table.is_lif | table.is_pool,
+                          table.out_numel * steps * SPIKE_BITS, 0.0)
+    global_input_once = np.where(~spike_input & gemm, input_once, 0.0)
+    return _TraceTerms(
+        input_row_bits=np.where(gemm, steps * table.groups * table.m * table.k * act_bits, 0.0),
+        operand_step=operand_step,
+        outputs=np.where(gemm, table.groups * table.m * table.n * table.gemm_extra, 0.0) * steps,
+        pool_input=pool_input,
+        spikes_out=spikes_out,
+        spike_input_once=np.where(spike_input & gemm, input_once, 0.0),
+        global_input_once=global_input_once,
+        global_input_step=global_input_once / steps,
+        spike_live_step=(np.where(spike_input & gemm, table.in_numel, 0.0)
+                         + (pool_input + spikes_out) / steps + operand_step
+                         + np.where(table.kinds == "attn_qk", operand_step, 0.0)),  # + V
     )
 
 

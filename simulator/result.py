@@ -50,11 +50,10 @@ class SimResult:
 
     def __init__(self, *, hw_name: str, trace_origin: str, names: np.ndarray,
                  kinds: np.ndarray, blocks: np.ndarray, activities: list[Activity],
-                 per_layer_columns: dict[str, np.ndarray], totals: dict[str, float],
-                 residency: pd.DataFrame | None = None) -> None:
+                 per_layer_columns: dict[str, Any], totals: dict[str, float],
+                 residency: Any = None) -> None:
         self.hw_name = hw_name
-        self.residency = residency if residency is not None else pd.DataFrame(
-            columns=list(RESIDENCY_COLUMNS))
+        self._residency = residency  # a DataFrame, or a callable building it (lazily)
         self.trace_origin = trace_origin
         self.totals = totals
         self._names, self._kinds, self._blocks = names, kinds, blocks
@@ -91,8 +90,13 @@ class SimResult:
         frame = pd.DataFrame({"layer": self._names, "kind": self._kinds,
                               "block": self._blocks})
         for name, values in self._per_layer_columns.items():
-            frame[name] = values
+            frame[name] = values() if callable(values) else values
         return frame
+
+    @cached_property
+    def residency(self) -> pd.DataFrame:
+        value = self._residency() if callable(self._residency) else self._residency
+        return value if value is not None else pd.DataFrame(columns=list(RESIDENCY_COLUMNS))
 
     def to_dict(self, *, per_layer: bool = False) -> dict[str, Any]:
         """JSON-ready: totals, and optionally the per-layer table as records."""

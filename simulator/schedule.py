@@ -79,12 +79,13 @@ def build_schedule(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
     ones = np.ones_like(steps)
     scope_steps = ones if network else steps.copy()
 
-    residual_add, residual_bits, input_is_residual = _residual_stream(table, act_bits)
+    residual_add, residual_bits, input_is_residual = table.cached(
+        ("residual", pe.real_value_bits), lambda: _residual_stream(table, act_bits))
     feeds_lif = table.feeds_lif & table.is_gemm
     fused = feeds_lif & (schedule.lif_fusion == "fused")
     unfused_sums = np.r_[False, (feeds_lif & ~fused)[:-1]]
-    tile_neurons = np.r_[0.0, _tile_neurons(table, pe.rows, pe.cols, pe.dataflow)[:-1]]
-    tile_neurons = np.where(table.is_lif, np.minimum(tile_neurons, table.out_numel), 0.0)
+    tile_neurons = table.cached(("tile", pe.rows, pe.cols, pe.dataflow),
+                                lambda: _lif_tile_neurons(table, pe.rows, pe.cols, pe.dataflow))
     bits = hw.neuron_unit.membrane_bits
     layer_membranes = np.where(table.is_lif, table.out_numel * bits * batch, 0.0)
     if parallel:  # one run with T stacked: a neuron's T updates back to back, no state stored
@@ -118,6 +119,12 @@ def build_schedule(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
         input_factor=(mapping.input_reuse, ones),
         psum_live_bits=psum_live,
     )
+
+
+def _lif_tile_neurons(table: LayerTable, rows: int, cols: int, dataflow: str) -> np.ndarray:
+    """On LIF rows: the neurons of one output tile of the GEMM feeding them."""
+    tiles = np.r_[0.0, _tile_neurons(table, rows, cols, dataflow)[:-1]]
+    return np.where(table.is_lif, np.minimum(tiles, table.out_numel), 0.0)
 
 
 def _tile_neurons(table: LayerTable, rows: int, cols: int, dataflow: str) -> np.ndarray:

@@ -33,22 +33,21 @@ def layer_cycles(compute: np.ndarray, levels: np.ndarray, stall: np.ndarray,
     """
     per_sample = compute.ndim == 2
     bound = levels.max(axis=0)
-    if per_sample:
-        bound, stall_, levels = bound[:, None], stall[:, None], levels[:, :, None]
-    else:
-        stall_ = stall
-    cycles = np.ceil(np.maximum(compute, bound) + stall_)
+    cycles = np.ceil(np.maximum(compute, bound[:, None] if per_sample else bound)
+                     + (stall[:, None] if per_sample else stall))
     gemm = np.flatnonzero(fused)
     if gemm.size == 0:
         return cycles
     lif = gemm + 1
-    memories = levels[:, gemm] + levels[:, lif]
+    memories = levels[:, gemm] + levels[:, lif]  # (K, P): both rows' bits on each level
+    memory_max, memory_sum = memories.max(axis=0), memories.sum(axis=0)
+    stalls, fill_ = stall[gemm] + stall[lif], fill[lif]
     if per_sample:
-        memories = np.broadcast_to(memories, (memories.shape[0], gemm.size, compute.shape[1]))
-    resources = np.concatenate([compute[gemm][None], compute[lif][None], memories])
-    fill_ = fill[lif][:, None] if per_sample else fill[lif]
-    overlapped = np.minimum(resources.sum(axis=0), resources.max(axis=0) + fill_)
-    pair = np.ceil(overlapped + stall_[gemm] + stall_[lif])
+        memory_max, memory_sum = memory_max[:, None], memory_sum[:, None]
+        stalls, fill_ = stalls[:, None], fill_[:, None]
+    busiest = np.maximum(np.maximum(compute[gemm], compute[lif]), memory_max)
+    total = compute[gemm] + compute[lif] + memory_sum
+    pair = np.ceil(np.minimum(total, busiest + fill_) + stalls)
     cycles[lif] = np.maximum(pair - cycles[gemm], 0.0)
     return cycles
 

@@ -171,3 +171,22 @@ def test_cli_bad_input_is_one_line_and_exit_2(trace, tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert run_cli("simulate", str(directory), "--hw", "no_such_hw") == 2
     assert "no_such_hw" in capsys.readouterr().err
+
+
+def test_cli_batch_and_the_residency_in_the_breakdown(trace, tmp_path, capsys):
+    directory = trace.save(tmp_path / "trace")
+    assert run_cli("simulate", str(directory), "--batch", "4", "--format", "json",
+                   "--breakdown", "--set", "weight_memory.size_kib=16") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["batch"] == 4
+    plan = pd.DataFrame(data["residency"])
+    assert list(plan.columns[:3]) == ["tensor", "stored_bits", "resident_bits"]
+    assert plan.resident_bits.sum() == 16 * 8192  # the model does not fit: memory full
+    rows = pd.DataFrame(data["layers"])
+    resident = rows[(rows.component == "weight_memory") & (rows.action == "resident_bits")]
+    assert resident["count"].sum() == 16 * 8192
+    assert run_cli("simulate", str(directory), "--breakdown") == 0
+    assert "weight residency (bits)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("simulate", str(directory), "--batch", "0")
+    assert exit_info.value.code == 2

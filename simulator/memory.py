@@ -1,6 +1,7 @@
-"""Memories: sparse weight formats, on-chip buffers, DRAM spills, bandwidth cycles.
+"""Memories: sparse weight formats, on-chip buffers, DRAM traffic, bandwidth cycles.
 
 Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (DRAM).
+docs/schedule.md explains the loop nest all of it follows (schedule.py).
 
 * Weight memory stores each static weight tensor in its format (per tensor, rows = output
   channels):
@@ -11,22 +12,25 @@ Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (
                 most 2^b zeros per entry, so a longer run needs fill entries; with zeros at
                 random positions (density d) their expected number is
                 (nnz + 1)·q/(1 - q), q = (1 - d)^(2^b)
-  A layer's weights that fit are resident (loaded once, amortised over inferences: no DRAM
-  traffic). The part beyond capacity is streamed from DRAM, and written into the weight
-  memory, every time the weight set is read.
-* Reads per inference follow the mapping (mapping.py): the weight set is read
-  `weight_set_reads` times (1 per timestep for weight stationary, once when time-parallel),
-  each input element `input_reuse` times per run (SCALE-Sim's im2col operand reads), partial
-  sums written and read back `k_folds - 1` times (K split over the rows).
+  Which bits stay resident is planned for the whole model (residency.py); the rest is
+  streamed from DRAM, and written into the weight memory, every time the schedule fetches
+  it: once per run with the weights' fold loop outside, once per fold of the other operand
+  with it inside, over the batch.
+* On-chip reads per inference follow the mapping (mapping.py): the weight set is read
+  `weight_set_reads` times, each input element `input_reuse` times per run (SCALE-Sim's
+  im2col operand reads), partial sums written and read back `k_folds - 1` times.
 * Spike inputs (1 bit) and attention's K / V spikes live in the spike buffer; integer inputs
   (ceil(log2(max + 1)) bits), rate and real inputs (`real_value_bits`) in the global buffer,
-  with the partial sums parked there between K folds. A GEMM followed by a LIF row hands its
-  final sums straight to the neuron units (fused); any other GEMM (Q·Kᵀ, selector, head)
-  writes them to the global buffer. LIF rows write spikes to the spike buffer; max-pool
-  reads and writes spikes; a parameter-free token scorer reads them.
-* A tensor that does not fit in its buffer for one run (one timestep, or all T when
-  time-parallel; partial sums are assumed tiled to fit) lives partly in DRAM: the excess
-  fraction of it is read from or written to DRAM once per inference.
+  with the partial sums parked there between K folds and the residual stream across its
+  block (read-modify-written by the residual adds). A GEMM fused with its LIF hands over its
+  sums; any other GEMM (unfused, Q·Kᵀ, selector, head) writes them to the global buffer,
+  and an unfused LIF reads them back.
+* Spills: each buffer holds the live set of the schedule at each row (activations of one
+  run: one timestep, or all T layer by layer, times the batch; the residual stream; Q, K, V
+  at Q·Kᵀ; partial and parked sums of the chosen loop nest; membranes of one tile, of the
+  layer, or of the whole network). The fraction of the live set beyond the buffer lives in
+  DRAM: that fraction of the row's own accesses of the buffer's tensors goes to DRAM
+  (inputs once per fetch of the loop order, outputs once, parked sums each way).
 * Bandwidth: an SRAM moves `banks x word_bits` bits per cycle; DRAM `bandwidth_gbps` at the
   clock. A layer's memory time is the slowest level's; the first tile of a layer that
   touches DRAM cannot overlap compute (a stall).

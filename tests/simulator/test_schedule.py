@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from spikformer_shapes import spikformer_shapes
-from tiny_traces import attn_row, gemm_row, lif_row, make_trace
+from tiny_traces import attn_row, gemm_row, make_trace
 
 from sparsespikformer.simulator import load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.layer_table import build_layer_table

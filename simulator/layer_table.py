@@ -97,13 +97,15 @@ class LayerTable:
         token_group = rows if dataflow == OUTPUT_STATIONARY else \
             cols if dataflow == INPUT_STATIONARY else 0
         channel_group = 0 if dataflow == INPUT_STATIONARY else cols
-        key = (token_group, channel_group, parallel_time)
-        cached = self._imbalance.get(key)
-        if cached is None:
-            factors, per_sample = self._input_imbalance(token_group, parallel_time)
-            cached = (factors, self._weight_imbalance(channel_group), per_sample)
-            self._imbalance[key] = cached
-        return cached
+        inputs = self._imbalance.get(("input", token_group, parallel_time))
+        if inputs is None:
+            inputs = self._imbalance[("input", token_group, parallel_time)] = \
+                self._input_imbalance(token_group, parallel_time)
+        weights = self._imbalance.get(("weight", channel_group))
+        if weights is None:
+            weights = self._imbalance[("weight", channel_group)] = \
+                self._weight_imbalance(channel_group)
+        return inputs[0], weights, inputs[1]
 
     def _input_imbalance(self, group: int, parallel_time: bool
                          ) -> tuple[np.ndarray, np.ndarray]:

@@ -21,13 +21,17 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sparsespikformer.hwconfigs import resolve_hwconfig
+from sparsespikformer.simulator.config_auto import resolve_auto_costs, to_plain_dict
 from sparsespikformer.simulator.config_fields import (
+    COST_OR_AUTO,
     NON_NEGATIVE_FLOAT,
     NON_NEGATIVE_INT,
+    OPTIONAL_COST_OR_AUTO,
     OPTIONAL_NON_NEGATIVE_FLOAT,
     POSITIVE_FLOAT,
     POSITIVE_INT,
@@ -47,8 +51,18 @@ DATAFLOWS = ("weight_stationary", "output_stationary", "input_stationary")
 TIME_HANDLINGS = ("serial", "parallel")
 SPARSITY_HANDLINGS = ("none", "gate", "skip")
 INTEGER_INPUT_MODES = ("replay", "multiply")
+RATE_INPUT_MODES = ("counts", "fraction")
 SPARSE_FORMATS = ("dense", "bitmask", "csr", "rle")
+TIME_LOOPS = ("layer", "network")
+TIME_PLACEMENTS = ("auto", "inside_tile", "outside_folds")
+LOOP_ORDERS = ("auto", "weights_outer", "inputs_outer")
+LIF_FUSIONS = ("fused", "unfused")
 BITS_PER_KIB = 8 * 1024
+
+
+def _auto_field() -> Any:
+    """Bookkeeping: which SRAM cost keys the file wrote as `auto` (resolved to numbers)."""
+    return field(default=(), compare=False, metadata={"internal": True})
 
 @dataclass(frozen=True)
 class PeArrayConfig:
@@ -83,6 +97,9 @@ class PolicyConfig:
     weight_sparsity: str = choice_field("skip", SPARSITY_HANDLINGS)  # weights and attention K / V
     # replay: an integer value v is v accumulate events; multiply: one multiplier MAC.
     integer_inputs: str = choice_field("replay", INTEGER_INPUT_MODES)
+    # Replayed rate inputs (time averages r = c / T): counts: c events and one shift per
+    # output; fraction: r of an accumulate (the spiking-transformer papers' SOP convention).
+    rate_inputs: str = choice_field("counts", RATE_INPUT_MODES)
 
 
 @dataclass(frozen=True)
@@ -111,9 +128,12 @@ class WeightMemoryConfig:
     size_kib: float = value_field(256.0, POSITIVE_FLOAT, required=True)
     banks: int = value_field(4, POSITIVE_INT)
     word_bits: int = value_field(256, POSITIVE_INT)
-    read_pj: float = value_field(124.61, NON_NEGATIVE_FLOAT, required=True)
-    write_pj: float = value_field(118.03, NON_NEGATIVE_FLOAT, required=True)
-    area_mm2_per_kib: float | None = value_field(None, OPTIONAL_NON_NEGATIVE_FLOAT)
+    # Per word access, pJ; `auto`: from the technology's SRAM table (sram_table.py).
+    read_pj: float = value_field(124.61, COST_OR_AUTO, required=True)
+    write_pj: float = value_field(118.03, COST_OR_AUTO, required=True)
+    leakage_mw: float = value_field(0.0, COST_OR_AUTO)  # the whole memory's static power
+    area_mm2_per_kib: float | None = value_field(None, OPTIONAL_COST_OR_AUTO)
+    auto: tuple[str, ...] = _auto_field()
 
     def area_mm2(self) -> float | None:
         return None if self.area_mm2_per_kib is None else self.size_kib * self.area_mm2_per_kib
@@ -126,9 +146,12 @@ class BufferConfig:
     size_kib: float = value_field(64.0, POSITIVE_FLOAT, required=True)
     banks: int = value_field(2, POSITIVE_INT)
     word_bits: int = value_field(64, POSITIVE_INT)
-    read_pj: float = value_field(25.87, NON_NEGATIVE_FLOAT, required=True)
-    write_pj: float = value_field(19.65, NON_NEGATIVE_FLOAT, required=True)
-    area_mm2_per_kib: float | None = value_field(None, OPTIONAL_NON_NEGATIVE_FLOAT)
+    # Per word access, pJ; `auto`: from the technology's SRAM table (sram_table.py).
+    read_pj: float = value_field(25.87, COST_OR_AUTO, required=True)
+    write_pj: float = value_field(19.65, COST_OR_AUTO, required=True)
+    leakage_mw: float = value_field(0.0, COST_OR_AUTO)  # the whole buffer's static power
+    area_mm2_per_kib: float | None = value_field(None, OPTIONAL_COST_OR_AUTO)
+    auto: tuple[str, ...] = _auto_field()
 
     def area_mm2(self) -> float | None:
         return None if self.area_mm2_per_kib is None else self.size_kib * self.area_mm2_per_kib
@@ -170,6 +193,29 @@ class EnergyConfig:
     multiply_accumulate_pj: float = value_field(0.23, NON_NEGATIVE_FLOAT, required=True)
     compare_pj: float = value_field(0.03, NON_NEGATIVE_FLOAT, required=True)
     gated_op_pj: float = value_field(0.0, NON_NEGATIVE_FLOAT)  # a gated (zero) operand's cycle
+    # a spike added into the residual stream (a small integer): Horowitz 45 nm 8b add
+    residual_add_pj: float = value_field(0.03, NON_NEGATIVE_FLOAT)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """The loop nest the engine derives traffic, working sets and timing from (docs/schedule.md)."""
+
+    # Serial time handling only: `layer` runs the network layer by layer, all T timesteps of a
+    # layer before the next; `network` runs the whole network once per timestep (every LIF
+    # layer's membranes persist across the timestep boundary).
+    time_loop: str = choice_field("layer", TIME_LOOPS)
+    # Under `layer`: the timestep loop inside each output tile (weights fetched once, a tile's
+    # membranes live), or outside the fold loops (partial sums of one timestep live, weights
+    # fetched per timestep, the layer's membranes live); `auto`: per layer, fewer DRAM bits.
+    time_placement: str = choice_field("auto", TIME_PLACEMENTS)
+    # Order of the two outer fold loops of each GEMM: `weights_outer` fetches each weight once
+    # per run, `inputs_outer` each input once; `auto` picks per layer the one with fewer DRAM bits.
+    loop_order: str = choice_field("auto", LOOP_ORDERS)
+    # fused: a GEMM's sums go straight into the LIF units and the pair runs as one pipeline;
+    # unfused: the sums are written to the global buffer and read back, the LIF runs after.
+    lif_fusion: str = choice_field("fused", LIF_FUSIONS)
+    batch: int = value_field(1, POSITIVE_INT)  # inferences per weight load (results per inference)
 
 
 @dataclass(frozen=True)
@@ -180,7 +226,8 @@ class HwConfig:
     name: str = value_field("", TEXT)
     description: str = value_field("", TEXT)
     clock_mhz: float = value_field(500.0, POSITIVE_FLOAT, required=True)
-    leakage_mw: float = value_field(0.0, NON_NEGATIVE_FLOAT, required=True)
+    leakage_mw: float = value_field(0.0, NON_NEGATIVE_FLOAT, required=True)  # logic, not SRAMs
+    technology_nm: float = value_field(45.0, POSITIVE_FLOAT)  # picks the SRAM table for `auto`
     pe_array: PeArrayConfig = section_field(PeArrayConfig)
     policies: PolicyConfig = section_field(PolicyConfig)
     neuron_unit: NeuronUnitConfig = section_field(NeuronUnitConfig)
@@ -191,20 +238,28 @@ class HwConfig:
     dram: DramConfig = section_field(DramConfig)
     selector_unit: SelectorUnitConfig = section_field(SelectorUnitConfig)
     energy: EnergyConfig = section_field(EnergyConfig)
+    schedule: ScheduleConfig = section_field(ScheduleConfig)
     source: str = field(default="<defaults>", compare=False)  # file it came from
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict of every value (no `source`): the resolved config."""
-        data = dataclasses.asdict(self)
-        data.pop("source")
-        return data
+        """Plain nested dict of every value (no `source`): the resolved config, with keys the
+        file wrote as `auto` written `auto` again (a changed size re-resolves them)."""
+        return to_plain_dict(self)
 
-    @property
+    @cached_property
+    def total_leakage_mw(self) -> float:
+        """Static power of the chip: logic (`leakage_mw`) plus every SRAM's."""
+        return self.leakage_mw + sum(getattr(self, name).leakage_mw for name in SRAM_SECTIONS)
+
+    @cached_property
     def area_mm2(self) -> float:
         """Sum of the component areas given (DRAM excluded); NaN when none is given."""
         areas = [section.area_mm2() for section in _sections(self) if hasattr(section, "area_mm2")]
         given = [a for a in areas if a is not None]
         return float(sum(given)) if given else math.nan
+
+
+SRAM_SECTIONS = ("weight_memory", "spike_buffer", "membrane_buffer", "global_buffer")
 
 
 def _sections(hw: HwConfig) -> list[Any]:
@@ -237,6 +292,7 @@ def hwconfig_from_dict(raw: Any, *, source: str = "<dict>",
         raise HwConfigError(f"{source}: version: unsupported version {version!r} "
                          f"(this build reads version {CONFIG_VERSION})")
     hw = build_dataclass(HwConfig, data, source, "", overridden)
+    hw = resolve_auto_costs(hw, SRAM_SECTIONS, source)
     _check_cross_fields(hw, source)
     return dataclasses.replace(hw, source=source)
 
@@ -292,6 +348,8 @@ __all__ = [
     "CONFIG_VERSION", "DATAFLOWS", "TIME_HANDLINGS", "SPARSITY_HANDLINGS",
     "INTEGER_INPUT_MODES", "SPARSE_FORMATS", "BITS_PER_KIB", "HwConfig", "PeArrayConfig",
     "PolicyConfig", "NeuronUnitConfig", "WeightMemoryConfig", "BufferConfig", "DramConfig",
-    "SelectorUnitConfig", "EnergyConfig", "load_hwconfig", "hwconfig_from_dict",
+    "SelectorUnitConfig", "EnergyConfig", "ScheduleConfig", "SRAM_SECTIONS", "TIME_LOOPS",
+    "TIME_PLACEMENTS",
+    "LOOP_ORDERS", "LIF_FUSIONS", "load_hwconfig", "hwconfig_from_dict",
     "apply_overrides", "parse_override",
 ]

@@ -27,6 +27,10 @@ NON_NEGATIVE_FLOAT = "non_negative_float"
 OPTIONAL_NON_NEGATIVE_FLOAT = "optional_non_negative_float"
 TEXT = "text"
 CHOICE = "choice"
+# An SRAM cost: a number, or `auto` (interpolated from the technology's table: sram_table.py).
+COST_OR_AUTO = "cost_or_auto"
+OPTIONAL_COST_OR_AUTO = "optional_cost_or_auto"
+AUTO = "auto"
 
 
 def value_field(default: Any, check: str, *, required: bool = False,
@@ -46,8 +50,11 @@ def section_field(cls: type, factory: Any = None) -> Any:
 
 
 def config_fields(cls: type) -> dict[str, dataclasses.Field]:
-    """The keys a file may give for `cls` (not the bookkeeping field `source`)."""
-    return {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    """The keys a file may give for `cls` (not bookkeeping fields: `source`, `auto`)."""
+    return {f.name: f for f in dataclasses.fields(cls)
+            if f.name != "source" and not f.metadata.get("internal")}
+
+
 def parse_scalar(text: str, where: str) -> Any:
     try:
         value = yaml.safe_load(text) if text else None
@@ -131,8 +138,10 @@ def _check_value(value: Any, meta: Mapping[str, Any], where: str, suffix: str) -
         return checks.check_choice(value, meta["choices"], where, **kw)
     if check == TEXT:
         return checks.check_text(value, where, **kw)
-    if check == OPTIONAL_NON_NEGATIVE_FLOAT and value is None:
+    if check in (OPTIONAL_NON_NEGATIVE_FLOAT, OPTIONAL_COST_OR_AUTO) and value is None:
         return None
+    if check in (COST_OR_AUTO, OPTIONAL_COST_OR_AUTO) and value == AUTO:
+        return AUTO  # resolved from the technology's SRAM table once the section is built
     if check == POSITIVE_INT:
         return checks.check_positive_int(value, where, **kw)
     if check == NON_NEGATIVE_INT:
@@ -141,6 +150,8 @@ def _check_value(value: Any, meta: Mapping[str, Any], where: str, suffix: str) -
         value = _number_from_text(value)  # YAML 1.1 reads `1e3` as text
     if check == POSITIVE_FLOAT:
         return checks.check_number(value, where, positive=True, **kw)
+    if check in (COST_OR_AUTO, OPTIONAL_COST_OR_AUTO) and not checks.is_number(value):
+        kw["note"] = f" (a number or {AUTO!r}){suffix}"
     return checks.check_number(value, where, minimum=0, **kw)
 
 

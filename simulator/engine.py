@@ -20,11 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsespikformer.simulator.config import HwConfig
+from sparsespikformer.simulator.config import BITS_PER_KIB, HwConfig
 from sparsespikformer.simulator.errors import HwConfigError
 from sparsespikformer.simulator.layer_table import REAL, LayerTable, layer_table
 from sparsespikformer.simulator.mapping import DATAFLOW_CODES, gemm_compute_cycles, map_gemms
-from sparsespikformer.simulator.memory import memory_activities, memory_cycles, memory_traffic
+from sparsespikformer.simulator.memory import (
+    MemoryTraffic,
+    activation_bits,
+    dram_bits_per_cycle,
+    memory_activities,
+    memory_cycles,
+    memory_traffic,
+    weight_stored_bits,
+)
 from sparsespikformer.simulator.neuron_unit import neuron_activities, neuron_work
 from sparsespikformer.simulator.pe_array import (
     PeWork,
@@ -33,8 +41,17 @@ from sparsespikformer.simulator.pe_array import (
     pool_cycles,
     streamed_work,
 )
+from sparsespikformer.simulator.residency import ResidencyPlan, plan_residency
 from sparsespikformer.simulator.result import Activity, SimResult
+from sparsespikformer.simulator.schedule import (
+    INPUTS_OUTER,
+    INSIDE,
+    WEIGHTS_OUTER,
+    Schedule,
+    build_schedule,
+)
 from sparsespikformer.simulator.selector_unit import selector_activities, selector_work
+from sparsespikformer.simulator.timing import layer_cycles
 from sparsespikformer.simulator.trace import Trace
 
 PJ_PER_MILLIJOULE = 1e9  # leakage: mW x s = mJ
@@ -48,6 +65,8 @@ TOTAL_KEYS = (
     "effective_gflops", "sops", "effective_ops", "dram_bits", "area_mm2",
     "latency_p50_s", "latency_p95_s", "memory_bound_layers",
     *(f"energy_{component}_pj" for component in COMPONENTS),
+    "batch", "batch_latency_s", "stored_weight_bits", "resident_weight_bits",
+    "weight_dram_bits", "cold_energy_pj", "cold_latency_s", "cold_dram_bits",
 )
 
 
@@ -83,22 +102,29 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
     mapping = map_gemms(table.m, table.n, table.k, table.groups, table.timesteps,
                         table.is_attention, rows=pe.rows, cols=pe.cols, dataflow=dataflow,
                         parallel_time=parallel)
-    input_imbalance, weight_imbalance = table.imbalance(dataflow, pe.rows, pe.cols, parallel)
+    input_imbalance, weight_imbalance, sample_imbalance = table.imbalance(
+        dataflow, pe.rows, pe.cols, parallel)
     ratio = streamed_work(work, input_imbalance, weight_imbalance)
     gemm_cycles = np.where(table.is_gemm, gemm_compute_cycles(
         mapping, ratio, work.units, table.gemm_extra), 0.0)
     compare_cycles = pool_cycles(work, hw)
-    neurons = neuron_work(table, hw)
+    act_bits = activation_bits(table, pe.real_value_bits)
+    schedule = build_schedule(table, hw, mapping, act_bits)
+    neurons = neuron_work(table, hw, schedule.residual_add)
     selector = selector_work(table, hw)
     other_cycles = compare_cycles + neurons.cycles + selector.cycles
     compute = gemm_cycles + other_cycles
 
-    traffic = memory_traffic(table, hw, mapping,
-                             (neurons.membrane_read_bits, neurons.membrane_write_bits))
-    bandwidth_cycles, stall = memory_cycles(traffic, hw)
-    latency_cycles = np.ceil(np.maximum(compute, bandwidth_cycles) + stall)
+    plan = weight_residency(table, hw, schedule)
+    traffic = memory_traffic(table, hw, mapping, schedule, plan,
+                             (neurons.membrane_read_bits, neurons.membrane_write_bits),
+                             neurons.residual_adds, act_bits)
+    bandwidth_cycles, stall, levels = memory_cycles(traffic, hw)
+    fill = np.ceil(schedule.tile_neurons / (hw.neuron_unit.count
+                                            * hw.neuron_unit.updates_per_cycle))
+    latency_cycles = layer_cycles(compute, levels, stall, schedule.fused, fill)
     clock_hz = hw.clock_mhz * HZ_PER_MHZ
-    leakage_pj = hw.leakage_mw * (latency_cycles / clock_hz) * PJ_PER_MILLIJOULE
+    leakage_pj = hw.total_leakage_mw * (latency_cycles / clock_hz) * PJ_PER_MILLIJOULE
 
     activities = [
         *pe_activities(work, gemm_cycles, compare_cycles, hw),
@@ -106,12 +132,19 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
         *selector_activities(selector, hw),
         *memory_activities(traffic, hw),
         Activity("leakage", "static", latency_cycles, leakage_pj, latency_cycles),
+        *residency_activities(plan),
     ]
     energy = np.add.reduce([a.energy_pj for a in activities])
-    sample_cycles = _sample_latency_cycles(table, work, mapping, ratio, other_cycles,
-                                           bandwidth_cycles, stall)
+    volume = table.sample_ops_ratio if work.weight_skipped else table.sample_events_ratio
+    sample_ratio = streamed_work(work, sample_imbalance, weight_imbalance, volume)
+    sample_gemm = gemm_compute_cycles(mapping.per_sample(), sample_ratio, work.units[:, None],
+                                      table.gemm_extra[:, None])
+    sample_compute = np.where(table.is_gemm[:, None], sample_gemm, 0.0) + other_cycles[:, None]
+    sample_cycles = layer_cycles(sample_compute, levels, stall, schedule.fused, fill).sum(0)
+    dram_bits = traffic.dram_reads + traffic.dram_writes
     totals = _totals(table, hw, work, activities, energy, latency_cycles, sample_cycles,
-                     traffic.dram_reads + traffic.dram_writes, bandwidth_cycles > compute)
+                     dram_bits, bandwidth_cycles > compute)
+    totals.update(_cold_start(hw, plan, totals, traffic))
     per_layer = {
         "energy_pj": energy,
         "cycles": latency_cycles,
@@ -122,29 +155,74 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
         "bound": np.where(bandwidth_cycles > compute, "memory", "compute"),
         "dense_macs": table.dense_macs,
         "ops": work.useful_ops,
-        "dram_bits": traffic.dram_reads + traffic.dram_writes,
+        "dram_bits": dram_bits,
+        "weight_dram_bits": traffic.weight_dram,
+        "resident_weight_bits": plan.resident_bits,
+        "loop_order": lambda: np.where(table.is_gemm, np.where(
+            traffic.loop_order == INPUTS_OUTER, "inputs_outer", "weights_outer"), ""),
+        "time_loop": lambda: np.where(table.is_gemm, _time_loop_names(hw, traffic), ""),
+        "fused_with_next": schedule.fused,
     }
     return SimResult(hw_name=hw.name or hw.source, trace_origin=trace.origin, names=table.names,
                      kinds=table.kinds, blocks=table.blocks, activities=activities,
-                     per_layer_columns=per_layer, totals=totals)
+                     per_layer_columns=per_layer, totals=totals,
+                     residency=lambda: plan.table(table.names))
 
 
-def _sample_latency_cycles(table: LayerTable, work: PeWork, mapping, ratio: np.ndarray,
-                           other_cycles: np.ndarray, bandwidth_cycles: np.ndarray,
-                           stall: np.ndarray) -> np.ndarray:
-    """(S,) total cycles of each traced sample: its events scale the skipped work."""
-    if work.weight_skipped:
-        scale = np.where(work.input_skipped[:, None], table.sample_ops_ratio, 1.0)
-    else:
-        scale = np.where(work.input_skipped[:, None], table.sample_events_ratio, 1.0)
-    sample_ratio = ratio[:, None] * scale  # (L, S)
-    sample_ratio = np.where(work.slot_ratio[:, None] <= 1.0, np.minimum(sample_ratio, 1.0),
-                            sample_ratio)
-    gemm = gemm_compute_cycles(mapping.per_sample(), sample_ratio, work.units[:, None],
-                               table.gemm_extra[:, None])
-    compute = np.where(table.is_gemm[:, None], gemm, 0.0) + other_cycles[:, None]
-    layer_cycles = np.ceil(np.maximum(compute, bandwidth_cycles[:, None]) + stall[:, None])
-    return layer_cycles.sum(axis=0)
+def weight_residency(table: LayerTable, hw: HwConfig, schedule: Schedule) -> ResidencyPlan:
+    """The whole-model plan (residency.py) for this config's capacity and schedule."""
+    values, metadata = weight_stored_bits(table, hw)
+    order = INPUTS_OUTER if hw.schedule.loop_order == "inputs_outer" else WEIGHTS_OUTER
+    runs = schedule.fetch_runs[schedule.placements[0]]  # the fewest the schedule allows
+    fetches = runs * schedule.weight_factor[order] / schedule.batch
+    capacity = hw.weight_memory.size_kib * BITS_PER_KIB
+    return plan_residency(values + metadata, np.where(values > 0, fetches, 0.0), capacity)
+
+
+def _time_loop_names(hw: HwConfig, traffic: MemoryTraffic) -> np.ndarray:
+    """Where each GEMM's timestep loop ran: stacked (parallel), network, or per layer."""
+    if hw.policies.time_handling == "parallel":
+        return np.full(traffic.time_placement.shape, "stacked")
+    if hw.schedule.time_loop == "network":
+        return np.full(traffic.time_placement.shape, "network")
+    return np.where(traffic.time_placement == INSIDE, "inside_tile", "outside_folds")
+
+
+def residency_activities(plan: ResidencyPlan) -> list[Activity]:
+    """The plan in the breakdown: bits stored and resident per tensor (no energy, no time)."""
+    zeros = np.zeros_like(plan.stored_bits)
+    return [Activity("weight_memory", "stored_bits", plan.stored_bits, zeros, zeros),
+            Activity("weight_memory", "resident_bits", plan.resident_bits, zeros, zeros)]
+
+
+def _cold_start(hw: HwConfig, plan: ResidencyPlan, totals: dict[str, float],
+                traffic: MemoryTraffic) -> dict[str, float]:
+    """Batch, weight bits, and the first batch's per-inference cost: the resident weights are
+    loaded once from DRAM and written into the weight memory before it starts."""
+    batch = hw.schedule.batch
+    resident = float(plan.resident_bits.sum())
+    wm = hw.weight_memory
+    load_pj = resident * hw.dram.energy_pj_per_bit + resident / wm.word_bits * wm.write_pj
+    load_s = resident / dram_bits_per_cycle(hw) / (hw.clock_mhz * HZ_PER_MHZ)
+    return {
+        "batch": float(batch),
+        "batch_latency_s": totals["latency_s"] * batch,
+        "stored_weight_bits": float(plan.stored_bits.sum()),
+        "resident_weight_bits": resident,
+        "weight_dram_bits": float(traffic.weight_dram.sum()),
+        "cold_energy_pj": totals["energy_pj"] + load_pj / batch,
+        "cold_latency_s": totals["latency_s"] + load_s / batch,
+        "cold_dram_bits": totals["dram_bits"] + resident / batch,
+    }
+
+
+def _percentiles(values: np.ndarray, percents: tuple[int, ...]) -> np.ndarray:
+    """numpy's default ('linear') percentiles of a small 1-D array, without its overhead."""
+    ordered = np.sort(values)
+    position = np.asarray(percents, dtype=np.float64) / 100.0 * (ordered.size - 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, ordered.size - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _totals(table: LayerTable, hw: HwConfig, work: PeWork, activities: list[Activity],
@@ -156,7 +234,7 @@ def _totals(table: LayerTable, hw: HwConfig, work: PeWork, activities: list[Acti
     energy_pj = float(energy.sum())
     pe_cycles_busy = float((work.slots / work.units).sum())
     capacity = cycles * hw.pe_array.rows * hw.pe_array.cols
-    p50, p95 = np.percentile(sample_cycles, LATENCY_PERCENTILES) / clock_hz
+    p50, p95 = _percentiles(sample_cycles, LATENCY_PERCENTILES) / clock_hz
     totals = {
         "energy_pj": energy_pj,
         "latency_s": latency_s,

@@ -14,12 +14,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sparsespikformer.simulator.imbalance import (
+    group_max_ratio,
+    receptive_field_events,
+    sample_fold_factors,
+)
 from sparsespikformer.simulator.mapping import INPUT_STATIONARY, OUTPUT_STATIONARY
 from sparsespikformer.simulator.trace import (
     CHANNEL_NNZ_ARRAY,
     EVENTS_ARRAY,
     SAMPLE_EVENTS_ARRAY,
     SAMPLE_OPS_ARRAY,
+    SAMPLE_ROW_EVENTS_ARRAY,
     Trace,
 )
 
@@ -67,42 +73,65 @@ class LayerTable:
     gemm_extra: np.ndarray  # dense_macs / (T·groups·m·n·k): the selector's second linear
     sample_ops_ratio: np.ndarray  # (L, S) per-sample effective_ops / their mean
     sample_events_ratio: np.ndarray  # (L, S) per-sample input events / their mean
-    events: tuple[np.ndarray, ...]  # per layer (timesteps, tokens_in)
+    events: tuple[np.ndarray, ...]  # per layer (timesteps, tokens_in); conv: receptive fields
+    row_events: tuple[np.ndarray | None, ...]  # per layer (kept samples, T, groups, m) or None
     channel_nnz: tuple[np.ndarray | None, ...]  # per layer (gemm_n,) or None
+    window_steps: float  # the trace's T: the averaging window of `rate` inputs
     _imbalance: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)  # other per-trace derived arrays
+
+    def cached(self, key: object, build) -> object:
+        """`build()` once per table and key (trace-only quantities reused by every config)."""
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = build()
+        return value
 
     def __len__(self) -> int:
         return len(self.names)
 
     def imbalance(self, dataflow: int, rows: int, cols: int, parallel_time: bool
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """(input, weight) load-imbalance factors (>= ~1) for this array mapping, cached."""
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(input (L,), weight (L,), per-sample input imbalance (L, S)) load-imbalance factors
+        (>= ~1) for this array mapping, cached (imbalance.py)."""
         token_group = rows if dataflow == OUTPUT_STATIONARY else \
             cols if dataflow == INPUT_STATIONARY else 0
         channel_group = 0 if dataflow == INPUT_STATIONARY else cols
-        key = (token_group, channel_group, parallel_time)
-        cached = self._imbalance.get(key)
-        if cached is None:
-            cached = (self._input_imbalance(token_group, parallel_time),
-                      self._weight_imbalance(channel_group))
-            self._imbalance[key] = cached
-        return cached
+        inputs = self._imbalance.get(("input", token_group, parallel_time))
+        if inputs is None:
+            inputs = self._imbalance[("input", token_group, parallel_time)] = \
+                self._input_imbalance(token_group, parallel_time)
+        weights = self._imbalance.get(("weight", channel_group))
+        if weights is None:
+            weights = self._imbalance[("weight", channel_group)] = \
+                self._weight_imbalance(channel_group)
+        return inputs[0], weights, inputs[1]
 
-    def _input_imbalance(self, group: int, parallel_time: bool) -> np.ndarray:
-        """Tokens mapped in parallel over `group` PEs wait for the busiest one in their fold.
-
-        0 = tokens stream in time (weight stationary): no imbalance between them.
-        """
-        factors = np.ones(len(self))
+    def _input_imbalance(self, group: int, parallel_time: bool
+                         ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows mapped in parallel over `group` PEs wait for the busiest one in their fold,
+        per inference (imbalance.py). 0 = rows stream in time (weight stationary): none.
+        Returns the layer factors (L,) and each sample's own imbalance (L, S)."""
+        samples = self.sample_ops_ratio.shape[1]
+        factors, per_sample = np.ones(len(self)), np.ones((len(self), samples))
         if group == 0:
-            return factors
+            return factors, per_sample
         for i, events in enumerate(self.events):
-            if not self.is_gemm[i] or events.shape[1] != self.m[i]:
+            if not self.is_gemm[i]:
                 continue
-            if parallel_time and not self.is_attention[i]:
+            stack_time = parallel_time and not self.is_attention[i]
+            rows = self.row_events[i]
+            if rows is not None:
+                factors[i], kept = sample_fold_factors(rows, group, stack_time)
+                per_sample[i] = kept.mean()
+                per_sample[i, :kept.size] = kept[:samples]
+                continue
+            if events.shape[1] != self.m[i]:
+                continue
+            if stack_time:
                 events = events.reshape(1, -1)  # timesteps stacked into the token dimension
-            factors[i] = group_max_ratio(events, group)
-        return factors
+            factors[i] = per_sample[i] = group_max_ratio(events, group)
+        return factors, per_sample
 
     def _weight_imbalance(self, group: int) -> np.ndarray:
         """Output channels mapped in parallel over `group` columns wait for the densest one."""
@@ -113,25 +142,6 @@ class LayerTable:
             if nnz is not None and self.is_gemm[i] and nnz.size:
                 factors[i] = group_max_ratio(nnz.reshape(1, -1).astype(np.float64), group)
         return factors
-
-
-def group_max_ratio(values: np.ndarray, group: int) -> float:
-    """Mean over folds of each fold's maximum, over the mean element: the imbalance factor.
-
-    `values` (rows, items): items of each row are cut into folds of `group` consecutive
-    items (the last padded with zeros, as the array's last fold is); each fold lasts as long
-    as its largest item. 1.0 when every item is equal or everything is zero.
-    """
-    rows, items = values.shape
-    total = float(values.sum())
-    if total <= 0.0 or items == 0:
-        return 1.0
-    folds = -(-items // group)
-    padded = np.zeros((rows, folds * group))
-    padded[:, :items] = values
-    fold_max = padded.reshape(rows, folds, group).max(axis=2)
-    mean_fold_max = fold_max.sum() / (rows * folds)
-    return float(mean_fold_max / (total / (rows * items)))
 
 
 _TABLES: dict[int, LayerTable] = {}
@@ -198,9 +208,22 @@ def build_layer_table(trace: Trace) -> LayerTable:
         gemm_extra=gemm_extra,
         sample_ops_ratio=_ratio_to_mean([a[SAMPLE_OPS_ARRAY] for a in arrays]),
         sample_events_ratio=_ratio_to_mean([a[SAMPLE_EVENTS_ARRAY] for a in arrays]),
-        events=tuple(np.asarray(a[EVENTS_ARRAY], dtype=np.float64) for a in arrays),
+        events=tuple(_row_events_fallback(layers, i, np.asarray(a[EVENTS_ARRAY], np.float64))
+                     for i, a in enumerate(arrays)),
+        row_events=tuple(a.get(SAMPLE_ROW_EVENTS_ARRAY) for a in arrays),
         channel_nnz=tuple(a.get(CHANNEL_NNZ_ARRAY) for a in arrays),
+        window_steps=float(trace.timesteps),
     )
+
+
+def _row_events_fallback(layers, i: int, events: np.ndarray) -> np.ndarray:
+    """A conv's per-input-position events as per-output receptive-field sums (imbalance.py)."""
+    row = layers.iloc[i]
+    if row["kind"] != "conv":
+        return events
+    fields = receptive_field_events(events, str(row["in_shape"]), str(row["out_shape"]),
+                                    float(row["gemm_k"]))
+    return events if fields is None else fields
 
 
 def _ratio_to_mean(per_layer: list[np.ndarray]) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""Memories: sparse weight formats, on-chip buffers, DRAM spills, bandwidth cycles.
+"""Memories: sparse weight formats, on-chip buffers, DRAM traffic, bandwidth cycles.
 
 Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (DRAM).
+docs/schedule.md explains the loop nest all of it follows (schedule.py).
 
 * Weight memory stores each static weight tensor in its format (per tensor, rows = output
   channels):
@@ -11,22 +12,25 @@ Traffic is counted in bits and priced per `word_bits` access (SRAM) or per bit (
                 most 2^b zeros per entry, so a longer run needs fill entries; with zeros at
                 random positions (density d) their expected number is
                 (nnz + 1)·q/(1 - q), q = (1 - d)^(2^b)
-  A layer's weights that fit are resident (loaded once, amortised over inferences: no DRAM
-  traffic). The part beyond capacity is streamed from DRAM, and written into the weight
-  memory, every time the weight set is read.
-* Reads per inference follow the mapping (mapping.py): the weight set is read
-  `weight_set_reads` times (1 per timestep for weight stationary, once when time-parallel),
-  each input element `input_reuse` times per run (SCALE-Sim's im2col operand reads), partial
-  sums written and read back `k_folds - 1` times (K split over the rows).
+  Which bits stay resident is planned for the whole model (residency.py); the rest is
+  streamed from DRAM, and written into the weight memory, every time the schedule fetches
+  it: once per run with the weights' fold loop outside, once per fold of the other operand
+  with it inside, over the batch.
+* On-chip reads per inference follow the mapping (mapping.py): the weight set is read
+  `weight_set_reads` times, each input element `input_reuse` times per run (SCALE-Sim's
+  im2col operand reads), partial sums written and read back `k_folds - 1` times.
 * Spike inputs (1 bit) and attention's K / V spikes live in the spike buffer; integer inputs
   (ceil(log2(max + 1)) bits), rate and real inputs (`real_value_bits`) in the global buffer,
-  with the partial sums parked there between K folds. A GEMM followed by a LIF row hands its
-  final sums straight to the neuron units (fused); any other GEMM (Q·Kᵀ, selector, head)
-  writes them to the global buffer. LIF rows write spikes to the spike buffer; max-pool
-  reads and writes spikes; a parameter-free token scorer reads them.
-* A tensor that does not fit in its buffer for one run (one timestep, or all T when
-  time-parallel; partial sums are assumed tiled to fit) lives partly in DRAM: the excess
-  fraction of it is read from or written to DRAM once per inference.
+  with the partial sums parked there between K folds and the residual stream across its
+  block (read-modify-written by the residual adds). A GEMM fused with its LIF hands over its
+  sums; any other GEMM (unfused, Q·Kᵀ, selector, head) writes them to the global buffer,
+  and an unfused LIF reads them back.
+* Spills: each buffer holds the live set of the schedule at each row (activations of one
+  run: one timestep, or all T layer by layer, times the batch; the residual stream; Q, K, V
+  at Q·Kᵀ; partial and parked sums of the chosen loop nest; membranes of one tile, of the
+  layer, or of the whole network). The fraction of the live set beyond the buffer lives in
+  DRAM: that fraction of the row's own accesses of the buffer's tensors goes to DRAM
+  (inputs once per fetch of the loop order, outputs once, parked sums each way).
 * Bandwidth: an SRAM moves `banks x word_bits` bits per cycle; DRAM `bandwidth_gbps` at the
   clock. A layer's memory time is the slowest level's; the first tile of a layer that
   touches DRAM cannot overlap compute (a stall).
@@ -46,7 +50,9 @@ from sparsespikformer.simulator.config import (
 )
 from sparsespikformer.simulator.layer_table import INTEGER, SPIKE, LayerTable
 from sparsespikformer.simulator.mapping import GemmMapping
+from sparsespikformer.simulator.residency import ResidencyPlan
 from sparsespikformer.simulator.result import Activity
+from sparsespikformer.simulator.schedule import Schedule, candidate_mappings
 
 SPIKE_BITS = 1.0
 
@@ -88,11 +94,11 @@ def activation_bits(table: LayerTable, real_value_bits: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MemoryTraffic:
-    """Bits moved per layer and level, shape (L,)."""
+    """Bits moved per layer and level per inference, shape (L,)."""
 
     weight_value_reads: np.ndarray
     weight_metadata_reads: np.ndarray
-    weight_writes: np.ndarray
+    weight_writes: np.ndarray  # streamed weights written into the weight memory
     spike_reads: np.ndarray
     spike_writes: np.ndarray
     global_reads: np.ndarray
@@ -101,80 +107,139 @@ class MemoryTraffic:
     membrane_writes: np.ndarray
     dram_reads: np.ndarray
     dram_writes: np.ndarray
+    weight_dram: np.ndarray  # the part of `dram_reads` that is streamed weights
+    loop_order: np.ndarray  # int: schedule.WEIGHTS_OUTER or INPUTS_OUTER per layer
+    time_placement: np.ndarray  # int: schedule.INSIDE or OUTSIDE (timestep loop) per layer
 
 
-def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping,
-                   membrane_bits_moved: tuple[np.ndarray, np.ndarray]) -> MemoryTraffic:
-    pe, wm = hw.pe_array, hw.weight_memory
-    gemm, timesteps = table.is_gemm, table.timesteps
-    spike_input = table.value_kind == SPIKE
-    parallel = hw.policies.time_handling == "parallel"
-    runs_per_inference = np.where(parallel & ~table.is_attention, 1.0, timesteps)
-
-    # GEMM inputs (1 = each element once), attention operands, partial and final sums.
-    act_bits = activation_bits(table, pe.real_value_bits)
-    input_once = np.where(gemm, table.in_numel * timesteps * act_bits, 0.0)
-    input_reads = np.where(gemm, timesteps * table.groups * table.m * table.k
-                           * mapping.input_reuse * act_bits, 0.0)
+def weight_stored_bits(table: LayerTable, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(value bits, metadata bits) of every layer's static weights in the memory's format."""
+    wm = hw.weight_memory
     values, metadata = weight_storage_bits(
         table.weight_numel, table.weight_nnz, table.n, fmt=wm.format,
         value_bits=wm.value_bits, index_bits=wm.index_bits)
-    static = gemm & table.is_static
-    value_reads = np.where(static, values * mapping.weight_set_reads, 0.0)
-    metadata_reads = np.where(static, metadata * mapping.weight_set_reads, 0.0)
-    operand_step = np.where(gemm & table.is_attention,
-                            table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
-    operand_once = operand_step * timesteps
-    operand_reads = operand_step * mapping.weight_set_reads
-    outputs = np.where(gemm, timesteps * table.groups * table.m * table.n * table.gemm_extra,
-                       0.0)
-    psum_round_trips = outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # parked between folds
-    result_bits = np.where(table.feeds_lif, 0.0, outputs * pe.psum_bits)  # unless fused
+    static = table.is_gemm & table.is_static
+    return np.where(static, values, 0.0), np.where(static, metadata, 0.0)
 
-    # Max-pool, LIF and scorer rows move spikes (a LIF's input arrives fused from its GEMM).
-    pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
-                          table.in_numel * timesteps * SPIKE_BITS, 0.0)
-    spikes_out = np.where(table.is_lif | table.is_pool,
-                          table.out_numel * timesteps * SPIKE_BITS, 0.0)
 
-    spike_reads = np.where(spike_input, input_reads, 0.0) + operand_reads + pool_input
-    spike_writes = spikes_out
-    global_reads = np.where(spike_input, 0.0, input_reads) + psum_round_trips
-    global_writes = psum_round_trips + result_bits
+def memory_traffic(table: LayerTable, hw: HwConfig, mapping: GemmMapping, schedule: Schedule,
+                   plan: ResidencyPlan, membrane_bits_moved: tuple[np.ndarray, np.ndarray],
+                   residual_adds: np.ndarray, act_bits: np.ndarray) -> MemoryTraffic:
+    """Per-level traffic of one inference under `schedule` and the residency `plan`."""
+    pe = hw.pe_array
+    gemm, steps = table.is_gemm, table.timesteps
+    spike_input = table.value_kind == SPIKE
+    batch = float(schedule.batch)
+    t = table.cached(("traffic", pe.real_value_bits), lambda: _trace_terms(table, act_bits))
+
+    input_reads = t.input_row_bits * mapping.input_reuse
+    values, metadata = weight_stored_bits(table, hw)
+    psum_round_trips = t.outputs * (mapping.k_folds - 1.0) * pe.psum_bits  # between folds
+    result_bits = np.where(schedule.fused, 0.0, t.outputs * pe.psum_bits)  # unless fused
+    sums_read = np.where(schedule.unfused_sums, table.out_numel * steps * pe.psum_bits, 0.0)
+    residual_rmw = residual_adds * schedule.residual_value_bits  # read-modify-write in place
+    operand_step, pool_input, spikes_out = t.operand_step, t.pool_input, t.spikes_out
+    spike_input_once, global_input_once = t.spike_input_once, t.global_input_once
+
+    # Live sets of one run (schedule.py): spikes, and the global buffer's values and sums.
+    live_scale = schedule.scope_steps * batch
+    spike_live = t.spike_live_step * live_scale
+    global_live = (schedule.residual_bits + np.where(schedule.input_is_residual, 0.0,
+                                                     t.global_input_step)) * live_scale
+    sums_live_step = (result_bits + sums_read) / steps * batch  # parked sums, one timestep
+    spill_spike = spill_fraction(spike_live, hw.spike_buffer)
     membrane_reads, membrane_writes = membrane_bits_moved
 
-    # Weight memory: resident up to capacity, the rest streamed from DRAM per weight-set read.
-    stored = np.where(static, values + metadata, 0.0)
-    overflow = np.maximum(0.0, stored - wm.size_kib * BITS_PER_KIB)
-    weight_dram = np.where(static, overflow * mapping.weight_set_reads, 0.0)
-
-    # Tensors that do not fit in their buffer (for one run) live partly in DRAM: the excess
-    # fraction of each is read from or written to DRAM once (partial sums are tiled to fit).
-    spike_read_once = np.where(spike_input, input_once, 0.0) + operand_once + pool_input
-    global_read_once = np.where(spike_input, 0.0, input_once)
-    spill_spike = spill_fraction((spike_read_once + spike_writes) / runs_per_inference,
-                                 hw.spike_buffer)
-    spill_global = spill_fraction((global_read_once + result_bits) / runs_per_inference,
-                                  hw.global_buffer)
-    membrane_live = np.where(table.is_lif, table.out_numel * hw.neuron_unit.membrane_bits, 0.0)
-    spill_membrane = spill_fraction(membrane_live, hw.membrane_buffer)
-
-    dram_reads = (weight_dram + spill_spike * spike_read_once + spill_global * global_read_once
-                  + spill_membrane * membrane_reads)
-    dram_writes = (spill_spike * spike_writes + spill_global * result_bits
-                   + spill_membrane * membrane_writes)
+    # Each candidate (fold-loop order, time placement) gives every row's DRAM bits; a GEMM
+    # picks the cheapest for itself and the LIF it feeds (whose membranes and parked sums
+    # live as the GEMM's timestep loop dictates), the LIF follows its GEMM.
+    streamed = np.where(gemm & table.is_static, plan.streamed_bits, 0.0)
+    spike_in_once = operand_step * steps + pool_input
+    candidates = candidate_mappings(hw, schedule)  # all evaluated at once: (C, L) arrays
+    order_of = np.array([c[0] for c in candidates])
+    place_of = np.array([c[1] for c in candidates])
+    weight_factor, fetch_runs = np.stack(schedule.weight_factor), np.stack(schedule.fetch_runs)
+    input_factor = np.stack(schedule.input_factor)[order_of]
+    weights_c = streamed * weight_factor[order_of] * fetch_runs[place_of] / batch
+    psum_live = np.stack([schedule.psum_live_bits[c] for c in candidates])
+    sums_live = sums_live_step * np.stack(schedule.sums_steps)[place_of]
+    spill_global = spill_fraction(global_live + sums_live + psum_live, hw.global_buffer)
+    spill_membrane = spill_fraction(np.stack(schedule.membrane_live_bits)[place_of],
+                                    hw.membrane_buffer)
+    reads_c = (weights_c + spill_spike * (spike_input_once * input_factor + spike_in_once)
+               + spill_global * (global_input_once * input_factor + sums_read + residual_rmw
+                                 + psum_round_trips)
+               + spill_membrane * membrane_reads)
+    writes_c = (spill_spike * spikes_out
+                + spill_global * (result_bits + residual_rmw + psum_round_trips)
+                + spill_membrane * membrane_writes)
+    own = reads_c + writes_c  # (candidates, L)
+    follows = table.is_lif & np.r_[False, gemm[:-1]]  # a LIF row fed by a GEMM row
+    with_next = own + np.where(np.r_[follows[1:], False], np.roll(own, -1, axis=1), 0.0)
+    choice = np.argmin(with_next, axis=0)  # ties: the first candidate
+    choice = np.where(follows, np.r_[0, choice[:-1]], choice)
+    pick = np.arange(choice.size)
+    reads, writes, weight_dram = reads_c[choice, pick], writes_c[choice, pick], \
+        weights_c[choice, pick]
+    order, placement = order_of[choice], place_of[choice]
     return MemoryTraffic(
-        weight_value_reads=value_reads,
-        weight_metadata_reads=metadata_reads,
+        weight_value_reads=values * mapping.weight_set_reads,
+        weight_metadata_reads=metadata * mapping.weight_set_reads,
         weight_writes=weight_dram,
-        spike_reads=spike_reads,
-        spike_writes=spike_writes,
-        global_reads=global_reads,
-        global_writes=global_writes,
+        spike_reads=np.where(spike_input, input_reads, 0.0)
+        + operand_step * mapping.weight_set_reads + pool_input,
+        spike_writes=spikes_out,
+        global_reads=np.where(spike_input, 0.0, input_reads) + psum_round_trips + sums_read
+        + residual_rmw,
+        global_writes=psum_round_trips + result_bits + residual_rmw,
         membrane_reads=membrane_reads,
         membrane_writes=membrane_writes,
-        dram_reads=dram_reads,
-        dram_writes=dram_writes,
+        dram_reads=reads,
+        dram_writes=writes,
+        weight_dram=weight_dram,
+        loop_order=order,
+        time_placement=placement,
+    )
+
+
+@dataclass(frozen=True)
+class _TraceTerms:
+    """Bits that depend on the trace alone (and the real-value width), cached per trace."""
+
+    input_row_bits: np.ndarray  # GEMM inputs read once per fold of N: x input_reuse
+    operand_step: np.ndarray  # attention's K / V spikes, per timestep
+    outputs: np.ndarray  # GEMM outputs, all timesteps
+    pool_input: np.ndarray  # max-pool and scorer spikes read
+    spikes_out: np.ndarray  # LIF and max-pool spikes written
+    spike_input_once: np.ndarray  # GEMM spike inputs, each once
+    global_input_once: np.ndarray  # GEMM integer / rate / real inputs, each once
+    global_input_step: np.ndarray  # the same, one timestep
+    spike_live_step: np.ndarray  # spikes live at the row, one timestep (Q·Kᵀ: Q, K and V)
+
+
+def _trace_terms(table: LayerTable, act_bits: np.ndarray) -> _TraceTerms:
+    gemm, steps = table.is_gemm, table.timesteps
+    spike_input = table.value_kind == SPIKE
+    input_once = np.where(gemm, table.in_numel * steps * act_bits, 0.0)
+    operand_step = np.where(gemm & table.is_attention,
+                            table.groups * table.k * table.n * SPIKE_BITS, 0.0)  # K / V spikes
+    pool_input = np.where(table.is_pool | (table.is_selector & ~gemm),
+                          table.in_numel * steps * SPIKE_BITS, 0.0)
+    spikes_out = np.where(table.is_lif | table.is_pool,
+                          table.out_numel * steps * SPIKE_BITS, 0.0)
+    global_input_once = np.where(~spike_input & gemm, input_once, 0.0)
+    return _TraceTerms(
+        input_row_bits=np.where(gemm, steps * table.groups * table.m * table.k * act_bits, 0.0),
+        operand_step=operand_step,
+        outputs=np.where(gemm, table.groups * table.m * table.n * table.gemm_extra, 0.0) * steps,
+        pool_input=pool_input,
+        spikes_out=spikes_out,
+        spike_input_once=np.where(spike_input & gemm, input_once, 0.0),
+        global_input_once=global_input_once,
+        global_input_step=global_input_once / steps,
+        spike_live_step=(np.where(spike_input & gemm, table.in_numel, 0.0)
+                         + (pool_input + spikes_out) / steps + operand_step
+                         + np.where(table.kinds == "attn_qk", operand_step, 0.0)),  # + V
     )
 
 
@@ -194,22 +259,24 @@ def _sram_cycles(bits: np.ndarray, buffer: BufferConfig | WeightMemoryConfig) ->
     return bits / (buffer.banks * buffer.word_bits)
 
 
-def memory_cycles(traffic: MemoryTraffic, hw: HwConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(memory-bound cycles, DRAM stall cycles) per layer."""
+def memory_cycles(traffic: MemoryTraffic, hw: HwConfig
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(memory-bound cycles, DRAM stall cycles, per-level cycles (5, L)) per layer; levels:
+    weight memory, spike, global and membrane buffers, DRAM."""
     weight_bits = (traffic.weight_value_reads + traffic.weight_metadata_reads
                    + traffic.weight_writes)
     dram_bits = traffic.dram_reads + traffic.dram_writes
-    per_level = (
+    per_level = np.stack((
         _sram_cycles(weight_bits, hw.weight_memory),
         _sram_cycles(traffic.spike_reads + traffic.spike_writes, hw.spike_buffer),
         _sram_cycles(traffic.global_reads + traffic.global_writes, hw.global_buffer),
         _sram_cycles(traffic.membrane_reads + traffic.membrane_writes, hw.membrane_buffer),
         dram_bits / dram_bits_per_cycle(hw),
-    )
-    bound = np.maximum.reduce(per_level)
+    ))
+    bound = per_level.max(axis=0)
     first_tile = hw.pe_array.rows * hw.pe_array.cols * hw.weight_memory.value_bits
     stall = np.minimum(dram_bits, first_tile) / dram_bits_per_cycle(hw)
-    return bound, stall
+    return bound, stall, per_level
 
 
 def memory_activities(traffic: MemoryTraffic, hw: HwConfig) -> list[Activity]:
@@ -240,5 +307,6 @@ def memory_activities(traffic: MemoryTraffic, hw: HwConfig) -> list[Activity]:
 
 
 __all__ = ["weight_storage_bits", "rle_fill_entries", "activation_bits", "MemoryTraffic",
-           "memory_traffic", "spill_fraction", "dram_bits_per_cycle", "memory_cycles",
+           "memory_traffic", "weight_stored_bits", "spill_fraction", "dram_bits_per_cycle",
+           "memory_cycles",
            "memory_activities"]

@@ -12,11 +12,18 @@ density d. Which count a layer uses depends on its input kind and the policies:
       inputs sparse            sops
       weights sparse           spike: D·d            integer/rate: (1 - fr)·D·d + effective_ops
       both                     effective_ops
+* rate inputs (a time average of spikes, r = c / T) under `rate_inputs: counts` are replayed
+  as their spike counts: r·T events per element (sops and effective_ops times the trace's T),
+  then one shift per output (the division by T); under `rate_inputs: fraction` (the papers'
+  convention) r costs r of an accumulate and no shift;
 * multiplier path (real inputs; integer and rate under `integer_inputs: multiply`): one MAC
   per (input, weight) pair: D, fr·D, D·d, nonzero_pairs. With no multiplier in the PE
   (`multiply_units_per_pe: 0`) a real-valued MAC runs bit-serially: `real_value_bits`
   accumulates, each its own slot.
 
+A replayed value v costs v slots under every policy: the load-imbalance stretch of a fold is
+never capped at the dense length for replayed (integer, rate) inputs, only for 0/1 spikes and
+multiplier MACs, whose rows can never exceed it.
 "Sparse" for energy means `gate` or `skip` (a gated zero costs `gated_op_pj`, not the op);
 for slots (cycles) only `skip` removes the zero. So `gate` saves energy, never cycles.
 Max-pool rows use the PEs as comparators: 8 compares per output (Spikformer's 3x3 window).
@@ -29,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsespikformer.simulator.config import HwConfig
-from sparsespikformer.simulator.layer_table import REAL, SPIKE, LayerTable
+from sparsespikformer.simulator.layer_table import RATE, REAL, SPIKE, LayerTable
 from sparsespikformer.simulator.result import Activity
 
 POOL_COMPARES_PER_OUTPUT = 8  # a 3x3 max-pool window: 8 compares per output element
@@ -49,6 +56,8 @@ class PeWork:
     input_skipped: np.ndarray  # bool: zero inputs are skipped (cycles follow the input)
     weight_skipped: bool  # zero weights / K / V entries are skipped
     compares: np.ndarray  # max-pool compares
+    shifts: np.ndarray  # rate inputs replayed as counts: one shift (divide by T) per output
+    capped: np.ndarray  # bool: a fold never streams more than its dense length (not replay)
 
 
 def _by_sparsity(inputs_sparse: np.ndarray, weights_sparse: bool, neither: np.ndarray,
@@ -70,6 +79,12 @@ def pe_work(table: LayerTable, hw: HwConfig) -> PeWork:
 
     uses_multiplier = real | ((~spike) & (policies.integer_inputs == "multiply"))
     zero_slots = (1.0 - fr) * dense  # replayed zeros still take a slot when not skipped
+    # rate r = c / T replayed as its c spike events (then one shift per output)
+    counted = (table.value_kind == RATE) & ~uses_multiplier & (policies.rate_inputs == "counts")
+    window = np.where(counted, table.window_steps, 1.0)
+    sops, effective = sops * window, effective * window
+    outputs = np.where(table.is_gemm, table.timesteps * table.groups * table.m * table.n, 0.0)
+    shifts = np.where(counted, outputs, 0.0)
     acc = (np.where(spike, dense, zero_slots + sops), sops,
            np.where(spike, dense * density, zero_slots * density + effective), effective)
     mul = (dense, fr * dense, dense * density, pairs)
@@ -86,7 +101,7 @@ def pe_work(table: LayerTable, hw: HwConfig) -> PeWork:
     expand = np.where(bit_serial, float(pe.real_value_bits), 1.0)
     on_multiplier = uses_multiplier & ~bit_serial
     units = np.where(on_multiplier, pe.multiply_units_per_pe, pe.accumulate_units_per_pe)
-    slots = issued * expand
+    slots = issued * expand + shifts
     return PeWork(
         accumulates=np.where(on_multiplier, 0.0, active * expand),
         multiplies=np.where(on_multiplier, active, 0.0),
@@ -99,20 +114,31 @@ def pe_work(table: LayerTable, hw: HwConfig) -> PeWork:
         weight_skipped=weight_mode == "skip",
         compares=np.where(table.is_pool, POOL_COMPARES_PER_OUTPUT * table.out_numel
                           * table.timesteps, 0.0),
+        shifts=shifts,
+        capped=spike | uses_multiplier,
     )
 
 
 def streamed_work(work: PeWork, input_imbalance: np.ndarray,
-                  weight_imbalance: np.ndarray) -> np.ndarray:
-    """Streamed cycles per fold relative to dense: slot ratio x load imbalance.
+                  weight_imbalance: np.ndarray, volume: np.ndarray | float = 1.0) -> np.ndarray:
+    """Streamed cycles per fold relative to dense: slot ratio x volume x load imbalance.
 
     Imbalance only applies to an operand whose zeros are skipped (otherwise every PE does
-    the same dense work). Skipping never makes a fold longer than its dense length.
+    the same dense work). Skipping never makes a fold of 0/1 spikes (or of multiplier MACs)
+    longer than its dense length; a replayed value v always costs its v slots. Arguments
+    broadcast: (L,) for the layer mean, (L, S) per sample with `volume` that sample's work
+    over the mean.
     """
-    ratio = work.slot_ratio * np.where(work.input_skipped, input_imbalance, 1.0)
+    slot_ratio, capped = work.slot_ratio, work.capped
+    if np.ndim(input_imbalance) == 2:
+        slot_ratio, capped = slot_ratio[:, None], capped[:, None]
+        skipped, weight_imbalance = work.input_skipped[:, None], weight_imbalance[:, None]
+    else:
+        skipped = work.input_skipped
+    ratio = slot_ratio * np.where(skipped, input_imbalance * volume, 1.0)
     if work.weight_skipped:
         ratio = ratio * weight_imbalance
-    return np.where(work.slot_ratio <= 1.0, np.minimum(ratio, 1.0), ratio)
+    return np.where(capped & (slot_ratio <= 1.0), np.minimum(ratio, 1.0), ratio)
 
 
 def pool_cycles(work: PeWork, hw: HwConfig) -> np.ndarray:
@@ -135,6 +161,8 @@ def pe_activities(work: PeWork, compute_cycles: np.ndarray, compare_cycles: np.n
                  np.zeros_like(compute_cycles)),
         Activity("pe_array", "compare", work.compares, work.compares * energy.compare_pj,
                  compare_cycles),
+        Activity("pe_array", "shift", work.shifts, work.shifts * energy.accumulate_pj,
+                 np.zeros_like(compute_cycles)),
     ]
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 LAYER_COLUMNS = ("layer", "kind", "block", "component", "action", "count", "energy_pj",
                  "cycles")
+RESIDENCY_COLUMNS = ("tensor", "stored_bits", "resident_bits", "fetches_per_inference")
 
 
 class Activity(NamedTuple):
@@ -39,13 +40,20 @@ class SimResult:
     * `totals`: dict of floats (see `engine.TOTAL_KEYS`);
     * `layers`: tidy DataFrame, one row per layer x component x action with a non-zero
       count or energy (columns `LAYER_COLUMNS`);
-    * `per_layer`: one row per layer: energy, latency and where its cycles come from.
+    * `per_layer`: one row per layer: energy, latency and where its cycles come from, the
+      fold-loop order used and whether it is fused with the next row;
+    * `residency`: the whole-model weight residency plan (residency.py), one row per static
+      weight tensor: `tensor`, `stored_bits`, `resident_bits`, `fetches_per_inference`.
+      The breakdown (`layers`) carries the same bits as the weight memory's `stored_bits` and
+      `resident_bits` actions (no energy, no cycles).
     """
 
     def __init__(self, *, hw_name: str, trace_origin: str, names: np.ndarray,
                  kinds: np.ndarray, blocks: np.ndarray, activities: list[Activity],
-                 per_layer_columns: dict[str, np.ndarray], totals: dict[str, float]) -> None:
+                 per_layer_columns: dict[str, Any], totals: dict[str, float],
+                 residency: Any = None) -> None:
         self.hw_name = hw_name
+        self._residency = residency  # a DataFrame, or a callable building it (lazily)
         self.trace_origin = trace_origin
         self.totals = totals
         self._names, self._kinds, self._blocks = names, kinds, blocks
@@ -82,8 +90,13 @@ class SimResult:
         frame = pd.DataFrame({"layer": self._names, "kind": self._kinds,
                               "block": self._blocks})
         for name, values in self._per_layer_columns.items():
-            frame[name] = values
+            frame[name] = values() if callable(values) else values
         return frame
+
+    @cached_property
+    def residency(self) -> pd.DataFrame:
+        value = self._residency() if callable(self._residency) else self._residency
+        return value if value is not None else pd.DataFrame(columns=list(RESIDENCY_COLUMNS))
 
     def to_dict(self, *, per_layer: bool = False) -> dict[str, Any]:
         """JSON-ready: totals, and optionally the per-layer table as records."""
@@ -91,7 +104,8 @@ class SimResult:
                                 "totals": dict(self.totals)}
         if per_layer:
             data["per_layer"] = self.per_layer.to_dict(orient="records")
+            data["residency"] = self.residency.to_dict(orient="records")
         return data
 
 
-__all__ = ["Activity", "SimResult", "LAYER_COLUMNS"]
+__all__ = ["Activity", "SimResult", "LAYER_COLUMNS", "RESIDENCY_COLUMNS"]

@@ -18,6 +18,7 @@ from sparsespikformer.simulator.trace import (
     EVENTS_ARRAY,
     SAMPLE_EVENTS_ARRAY,
     SAMPLE_OPS_ARRAY,
+    SAMPLE_ROW_EVENTS_ARRAY,
     WEIGHTED_KINDS,
     Trace,
     base_manifest,
@@ -94,9 +95,12 @@ def synthetic_trace(layer_shapes: pd.DataFrame | Iterable[Mapping[str, Any]], *,
     if keep_ratio < 1.0:
         shapes = _apply_keep_ratio(shapes, keep_ratio)
     rng = np.random.default_rng(seed)
+    row_rng = np.random.default_rng([seed, 3])  # its own stream: the other arrays stay as before
     rows, arrays = [], {}
     for shape in shapes.to_dict("records"):
         row, layer_arrays = _synthetic_layer(shape, firing_rate, weight_density, num_samples, rng)
+        if row["gemm_m"] > 0:
+            layer_arrays[SAMPLE_ROW_EVENTS_ARRAY] = _row_events(row, num_samples, row_rng)
         rows.append(row)
         arrays[row["layer"]] = layer_arrays
     keep_ratios = [keep_ratio ** b for b in sorted(set(shapes["block"])) if b >= 1] \
@@ -190,6 +194,22 @@ def _synthetic_layer(shape: Mapping[str, Any], firing_rate: float, weight_densit
     if weighted:
         arrays[CHANNEL_NNZ_ARRAY] = _spread_nonzeros(weight_nnz, n, weight_numel // max(n, 1), rng)
     return row, arrays
+
+
+# Per-sample row events are drawn for at most this many samples (as a recorder keeps them).
+ROW_EVENT_SAMPLES = 8
+
+
+def _row_events(row: Mapping[str, Any], num_samples: int, rng: np.random.Generator
+                ) -> np.ndarray:
+    """(samples, T, groups, m): each GEMM row's input events per sample, Poisson around the
+    mean (rate x K per row; real inputs dense and exact)."""
+    shape = (min(num_samples, ROW_EVENT_SAMPLES), int(row["timesteps"]), int(row["gemm_groups"]),
+             int(row["gemm_m"]))
+    mean = float(row["in_value_mean"]) * int(row["gemm_k"])
+    if row["in_value_kind"] == "real":
+        return np.full(shape, mean, dtype=np.float32)
+    return rng.poisson(mean, size=shape).astype(np.float32)
 
 
 def _spread_nonzeros(total: int, channels: int, per_channel_cap: int,

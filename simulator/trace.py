@@ -37,6 +37,7 @@ from sparsespikformer.simulator.trace_schema import (  # noqa: F401  (re-exporte
     MANIFEST_TYPES,
     SAMPLE_EVENTS_ARRAY,
     SAMPLE_OPS_ARRAY,
+    SAMPLE_ROW_EVENTS_ARRAY,
     SCHEMA_VERSION,
     SOURCES,
     VALUE_KINDS,

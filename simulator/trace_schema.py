@@ -9,6 +9,11 @@ and the upgrade of traces written by older versions of the schema.
   firing rate only for 0/1 spikes; on the integer residual stream it differs from the mean
   input value (`in_value_mean`, spike events per element). Version-1 traces load unchanged
   otherwise.
+* 3: optional per-sample array `sample_row_events` on GEMM rows: each traced sample's events
+  per (timestep, group, GEMM row), the work one PE row of an output- or input-stationary
+  array streams (a conv's im2col row: its receptive field, border padding included; per
+  head for attention), so load imbalance is taken per inference. Versions 1 and 2 load
+  unchanged; without the array the simulator falls back to `events_per_step_token`.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 
 MANIFEST_FILE = "manifest.json"
 LAYERS_FILE = "layers.csv"
@@ -87,6 +92,8 @@ EVENTS_ARRAY = "events_per_step_token"
 SAMPLE_OPS_ARRAY = "sample_effective_ops"
 SAMPLE_EVENTS_ARRAY = "sample_in_events"
 CHANNEL_NNZ_ARRAY = "nnz_per_out_channel"
+# Optional (version 3), GEMM rows only: (samples kept, timesteps, gemm_groups, gemm_m).
+SAMPLE_ROW_EVENTS_ARRAY = "sample_row_events"
 
 # Layer columns renamed in version 2: old name -> new name.
 _V1_RENAMED_COLUMNS = {"in_firing_rate": "in_nonzero_fraction",
@@ -95,9 +102,13 @@ _V1_RENAMED_COLUMNS = {"in_firing_rate": "in_nonzero_fraction",
 
 def upgrade(manifest: Mapping[str, Any], layers: pd.DataFrame
             ) -> tuple[Mapping[str, Any], pd.DataFrame]:
-    """A trace of an older readable schema version in the current one (others unchanged)."""
-    if not isinstance(manifest, Mapping) or manifest.get("schema_version") != 1 \
-            or not isinstance(layers, pd.DataFrame):
+    """A trace of an older readable schema version in the current one (others unchanged).
+
+    1 -> 2 renames two columns; 2 -> 3 adds only an optional array (nothing to change).
+    """
+    version = manifest.get("schema_version") if isinstance(manifest, Mapping) else None
+    if version not in (1, 2) or not isinstance(layers, pd.DataFrame):
         return manifest, layers
-    return {**manifest, "schema_version": SCHEMA_VERSION}, \
-        layers.rename(columns=_V1_RENAMED_COLUMNS)
+    if version == 1:
+        layers = layers.rename(columns=_V1_RENAMED_COLUMNS)
+    return {**manifest, "schema_version": SCHEMA_VERSION}, layers

@@ -23,6 +23,7 @@ from sparsespikformer.simulator.trace_schema import (
     READABLE_VERSIONS,
     SAMPLE_EVENTS_ARRAY,
     SAMPLE_OPS_ARRAY,
+    SAMPLE_ROW_EVENTS_ARRAY,
     SCHEMA_VERSION,
     SOURCES,
     VALUE_KINDS,
@@ -175,3 +176,20 @@ def validate_arrays(arrays: Mapping[str, Mapping[str, np.ndarray]], layers: pd.D
                                  f"expected {tuple(shape)}")
             if not np.all(np.isfinite(array)):
                 raise TraceError(f"{where}: {row.layer}/{name}: NaN or infinite values")
+        _check_row_events(per_layer.get(SAMPLE_ROW_EVENTS_ARRAY), row, samples, where)
+
+
+def _check_row_events(array: Any, row: Any, samples: int, where: str) -> None:
+    """The optional per-sample row events: (kept samples <= num_samples, T, groups, gemm_m)."""
+    if array is None:
+        return
+    name = f"{where}: {row.layer}/{SAMPLE_ROW_EVENTS_ARRAY}"
+    array = np.asarray(array)
+    expected = (row.timesteps, row.gemm_groups, row.gemm_m)
+    if array.dtype.kind not in "biuf" or array.ndim != 4 or tuple(array.shape[1:]) != expected \
+            or not 1 <= array.shape[0] <= samples:
+        raise TraceError(f"{name}: expected numbers of shape (1..{samples}, "
+                         f"{', '.join(map(str, expected))}), got {array.dtype} "
+                         f"{tuple(array.shape)}")
+    if not np.all(np.isfinite(array)) or (array < 0).any():
+        raise TraceError(f"{name}: negative, NaN or infinite values")

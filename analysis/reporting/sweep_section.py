@@ -121,6 +121,9 @@ def _pareto_pairs(results: pd.DataFrame) -> list[tuple[str, str, str]]:
         pairs.append(("energy_pj", "accuracy", "max"))
     if {"energy_pj", "latency_s"} <= set(results.columns):
         pairs.append(("energy_pj", "latency_s", "min"))
+    # SRAM area grows with capacity (`auto` costs): a memory sweep trades energy for area
+    if "area_mm2" in results and results["area_mm2"].dropna().nunique() > 1:
+        pairs.append(("energy_pj", "area_mm2", "min"))
     return pairs
 
 

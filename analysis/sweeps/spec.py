@@ -14,8 +14,12 @@ axes:                                 # dotted hw-config keys
   clock_mhz: {range: [200, 800, 200]} # start, stop, step: 200, 400, 600, 800 (stop included)
 constraints:                          # points where any is false are skipped
   - pe_array.rows * pe_array.cols <= 2048
+# batch: 8                            # inferences per weight load (or a list: an axis)
 traces: [...]                         # model variants, see traces_for_sweep.py
 ```
+
+`batch: N` (or a list) is the axis `schedule.batch`: N inferences share each weight load, the
+results stay per inference (docs/schedule.md).
 
 A point is (base config, axis values, trace). Grid mode takes every combination of base and
 axis values that passes the constraints; random mode draws `samples` distinct ones with
@@ -45,7 +49,8 @@ from sparsespikformer.simulator.yaml_file import read_yaml
 SPEC_VERSION = 1
 MODES = ("grid", "random")
 _TOP_KEYS = {"version", "name", "description", "base", "mode", "samples", "seed", "axes",
-             "constraints", "traces"}
+             "constraints", "traces", "batch"}
+BATCH_AXIS = "schedule.batch"
 _GRID_LIMIT = 5_000_000  # candidates materialised at once; beyond this use mode: random
 _ENUMERATE_LIMIT = 1_000_000  # random mode enumerates every candidate up to this size
 
@@ -120,7 +125,7 @@ def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
     if mode not in MODES:
         raise SweepSpecError(f"{source}: mode: expected one of {MODES}, got {mode!r}")
     samples, seed = _parse_sampling(data, mode, source)
-    axes = parse_axes(data.get("axes", {}), source)
+    axes = parse_axes(_with_batch_axis(data, source), source)
     constraints = _parse_constraints(data.get("constraints", []), source)
     return SweepSpec(
         source=source,
@@ -134,6 +139,19 @@ def parse_sweep_spec(data: Any, source: Path) -> SweepSpec:
         constraints=constraints,
         traces=parse_trace_entries(data.get("traces"), source),
     )
+
+
+def _with_batch_axis(data: Mapping[str, Any], source: Path) -> Any:
+    """The axes, plus `batch` as the axis `schedule.batch` (one value or a list)."""
+    axes = data.get("axes", {})
+    if "batch" not in data:
+        return axes
+    if not isinstance(axes, Mapping):
+        return axes  # parse_axes names the error
+    if BATCH_AXIS in axes:
+        raise SweepSpecError(f"{source}: batch: give either `batch` or the axis {BATCH_AXIS}")
+    batch = data["batch"]
+    return {**axes, BATCH_AXIS: batch if isinstance(batch, list) else [batch]}
 
 
 def _text(value: Any, source: Path, key: str, *, allow_empty: bool = False) -> str:

@@ -21,8 +21,14 @@ from sparsespikformer.model.pruning.masks import model_weight_sparsity
 from sparsespikformer.model.tracing.counts import LayerCounts
 from sparsespikformer.model.tracing.neurobench import neurobench_metrics
 from sparsespikformer.model.tracing.recorder import LayerRecord, TraceRecorder, _block_of
+from sparsespikformer.model.tracing.row_events import RowEventRecorder
 from sparsespikformer.simulator.errors import InputError
-from sparsespikformer.simulator.trace import Trace, base_manifest, shape_string
+from sparsespikformer.simulator.trace import (
+    SAMPLE_ROW_EVENTS_ARRAY,
+    Trace,
+    base_manifest,
+    shape_string,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +66,9 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
     model.eval()
     correct = described = 0
     recorder = TraceRecorder(model, config.timesteps, tokens_last=config.form != "cifar")
+    row_events = RowEventRecorder(model, config.timesteps)
     try:
-        with recorder:
+        with recorder, row_events:
             starts = range(0, inputs.shape[0], batch_size)
             for start in tqdm(starts, desc="trace", unit="batch", disable=not progress):
                 batch = inputs[start:start + batch_size]
@@ -76,7 +83,8 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
         model.train(was_training)
     samples = inputs.shape[0]
     counts = {name: record.counts() for name, record in recorder.records.items()}
-    rows, arrays = zip(*(_layer_row(record, counts[name], samples)
+    per_sample_rows = row_events.events()
+    rows, arrays = zip(*(_layer_row(record, counts[name], samples, per_sample_rows.get(name))
                          for name, record in recorder.records.items()), strict=True)
     manifest = base_manifest(
         source="recorded", preset=preset, model_config=config.to_dict(),
@@ -97,8 +105,8 @@ def _sample_shape(inputs: torch.Tensor) -> list[int]:
     return [int(s) for s in inputs.shape[-3:]]
 
 
-def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int
-               ) -> tuple[dict, dict[str, np.ndarray]]:
+def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int,
+               row_events: np.ndarray | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     per_sample = {key: getattr(counts, key)
                   for key in ("sops", "effective_ops", "nonzero_pairs", "in_events")}
     n = record.gemm[1]
@@ -126,6 +134,8 @@ def _layer_row(record: LayerRecord, counts: LayerCounts, samples: int
     }
     if record.kind in ("conv", "linear", "head", "selector"):
         arrays["nnz_per_out_channel"] = _nonzeros_per_out_channel(weight, n)
+    if row_events is not None and record.gemm[0] > 0:
+        arrays[SAMPLE_ROW_EVENTS_ARRAY] = row_events  # (kept samples, T, groups, m)
     return row, arrays
 
 

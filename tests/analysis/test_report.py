@@ -71,8 +71,8 @@ def test_report_is_one_self_contained_page(report_path):
         assert title in page, title
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     # summary: energy per config; totals: energy + latency bars; layer energy; sweep:
-    # accuracy and latency fronts; LTH; keep ratio; kept tokens; one trace heatmap
-    assert len(images) == 10
+    # accuracy, latency and area fronts; LTH; keep ratio; kept tokens; one trace heatmap
+    assert len(images) == 11
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert not re.search(r'(src|href)="(?!data:|#)', page), "an external resource"
     assert "<script" not in page and "<link" not in page
@@ -82,8 +82,8 @@ def test_report_is_one_self_contained_page(report_path):
 def test_report_is_deterministic_and_can_save_its_figures(run_dir, report_path, tmp_path):
     again = build_report(run_dir, tmp_path / "again.html", figures_dir=tmp_path / "figures")
     assert again.read_bytes() == report_path.read_bytes()
-    assert len(list((tmp_path / "figures").glob("*.png"))) == 10
-    assert len(list((tmp_path / "figures").glob("*.pdf"))) == 10
+    assert len(list((tmp_path / "figures").glob("*.png"))) == 11
+    assert len(list((tmp_path / "figures").glob("*.pdf"))) == 11
 
 
 def test_unreadable_files_are_skipped_and_empty_folders_still_give_a_page(tmp_path):

@@ -361,3 +361,15 @@ def test_repeated_key_in_a_spec_or_its_base_file_is_an_error(tmp_path):
     base.write_text("version: 1\nclock_mhz: 500\nclock_mhz: 1000\n")
     with pytest.raises(ValueError, match=r"base.yaml: line 3: duplicate key 'clock_mhz'"):
         sweep_eval.load_base(str(base))
+
+
+def test_a_batch_key_is_the_schedule_batch_axis(tmp_path):
+    spec = load_sweep_spec(write_spec(tmp_path, batch=[1, 8]))
+    batch = next(axis for axis in spec.axes if axis.key == "schedule.batch")
+    assert list(batch.values) == [1, 8]
+    assert count_points(spec) == 2 * 3 * 2 * 2 * 2
+    single = load_sweep_spec(write_spec(tmp_path, batch=4))
+    assert [a.values for a in single.axes if a.key == "schedule.batch"] == [(4,)]
+    from sparsespikformer.simulator.errors import SweepSpecError
+    with pytest.raises(SweepSpecError, match="batch: give either"):
+        load_sweep_spec(write_spec(tmp_path, batch=2, axes={"schedule.batch": [1]}))

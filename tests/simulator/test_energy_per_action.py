@@ -21,6 +21,12 @@ from sparsespikformer.simulator import gemm_trace, load_hwconfig, simulate, synt
 BIG_BUFFERS = {"weight_memory.size_kib": 4096, "spike_buffer.size_kib": 4096,
                "global_buffer.size_kib": 4096, "membrane_buffer.size_kib": 4096}
 PJ_PER_MW_S = 1e9  # 1 mW for 1 s = 1 mJ = 1e9 pJ
+SRAMS = ("weight_memory", "spike_buffer", "global_buffer", "membrane_buffer")
+
+
+def static_power_mw(hw):
+    """Logic leakage plus each SRAM's own (an `auto` SRAM's comes from its CACTI row)."""
+    return hw.leakage_mw + sum(getattr(hw, name).leakage_mw for name in SRAMS)
 
 # A linear layer on spikes followed by its LIF neurons: M = 16 tokens, K = 16 input channels,
 # N = 8 output channels, T = 4 timesteps, firing rate 0.25, weight density 0.5.
@@ -140,9 +146,15 @@ def gemm_counts_loihi(hw):
     }, 299
 
 
+RESIDENCY_ROWS = ("stored_bits", "resident_bits")  # the residency plan: sizes, never priced
+
+
 def actions(result):
     """{(layer, component, action): (count, energy_pj)} of every priced action but leakage."""
-    layers = result.layers[result.layers.component != "leakage"]
+    plan = result.layers[result.layers.action.isin(RESIDENCY_ROWS)]
+    assert (plan.energy_pj == 0).all(), "a residency size was priced as an action"
+    layers = result.layers[(result.layers.component != "leakage")
+                           & ~result.layers.action.isin(RESIDENCY_ROWS)]
     return {(row.layer, row.component, row.action): (row.count, row.energy_pj)
             for row in layers.itertuples()}
 
@@ -164,7 +176,7 @@ def test_spiking_layer_energy_is_hand_counts_times_config_constants(name, counts
     assert_actions_match(result, expected)
     totals = result.totals
     assert totals["dram_bits"] == 0
-    leakage = hw.leakage_mw * totals["latency_s"] * PJ_PER_MW_S
+    leakage = static_power_mw(hw) * totals["latency_s"] * PJ_PER_MW_S
     assert totals["energy_leakage_pj"] == pytest.approx(leakage, rel=1e-12)
     assert totals["energy_pj"] == pytest.approx(
         sum(count * pj for count, pj in expected.values()) + leakage, rel=1e-12)
@@ -204,7 +216,8 @@ def test_gemm_energy_and_leakage_worked_on_paper(name, counts):
     assert_actions_match(result, expected)
     assert result.totals["cycles"] == cycles
     latency_s = cycles / (hw.clock_mhz * 1e6)
-    leakage_pj = hw.leakage_mw * latency_s * PJ_PER_MW_S  # sparse_int8: 5 mW x 90 ns = 450 pJ
+    # sparse_int8: logic 5 mW x 90 ns = 450 pJ, plus the four 4 MiB SRAMs' leakage
+    leakage_pj = static_power_mw(hw) * latency_s * PJ_PER_MW_S
     assert result.totals["latency_s"] == pytest.approx(latency_s, rel=1e-12)
     assert result.totals["energy_leakage_pj"] == pytest.approx(leakage_pj, rel=1e-12)
     assert result.totals["energy_pj"] == pytest.approx(

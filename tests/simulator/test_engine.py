@@ -52,7 +52,10 @@ def test_tables_add_up_to_the_totals(trace):
     by_component = layers.groupby("component").energy_pj.sum()
     for component, energy in by_component.items():
         assert totals[f"energy_{component}_pj"] == pytest.approx(energy)
-    # (leakage = power x a latency worked on paper: test_energy_per_action.py)
+    # leakage = power x time: mW x s = 1e9 pJ; logic plus the four SRAMs' (CACTI 45 nm LSTP:
+    # 0.00623184 mW per 256 KiB / 256-bit memory, 0.00167027 mW per 64 KiB / 64-bit one)
+    power_mw = hw.leakage_mw + 2 * 0.00623184 + 2 * 0.00167027
+    assert totals["energy_leakage_pj"] == pytest.approx(power_mw * totals["latency_s"] * 1e9)
     # one row per (layer, component, action), in layer order
     assert not layers.duplicated(["layer", "component", "action"]).any()
     order = {name: i for i, name in enumerate(trace.layers.layer)}
@@ -73,6 +76,22 @@ def test_latency_is_the_slower_of_compute_and_memory_worked_on_paper():
     slow = simulate(gemm_trace(16, 16, 16), narrow).per_layer
     assert (slow.compute_cycles[0], slow.memory_cycles[0]) == (45, 1024)
     assert (slow.stall_cycles[0], slow.cycles[0], slow.bound[0]) == (0, 1024, "memory")
+def test_latency_is_the_slower_of_compute_and_memory_plus_stalls(trace):
+    """Alone (unfused), a layer takes the slower of its compute and memory time plus its stall;
+    a fused GEMM->LIF pair overlaps: at least each row's own bound, at most both in turn."""
+    unfused = simulate(trace, load_hwconfig("sata_like", {"schedule.lif_fusion": "unfused"}))
+    per_layer = unfused.per_layer
+    bound = np.maximum(per_layer.compute_cycles, per_layer.memory_cycles)
+    assert np.array_equal(per_layer.cycles, np.ceil(bound + per_layer.stall_cycles))
+    assert set(per_layer.bound) <= {"compute", "memory"}
+    fused = simulate(trace, load_hwconfig("sata_like")).per_layer
+    gemm = np.flatnonzero(fused.fused_with_next.to_numpy())
+    assert gemm.size > 0 and not unfused.per_layer.fused_with_next.any()
+    own = np.ceil(np.maximum(fused.compute_cycles, fused.memory_cycles)
+                  + fused.stall_cycles).to_numpy()
+    pair = fused.cycles.to_numpy()[gemm] + fused.cycles.to_numpy()[gemm + 1]
+    assert (pair >= np.maximum(own[gemm], own[gemm + 1])).all()
+    assert (pair <= own[gemm] + own[gemm + 1] + 1).all()
 
 
 # Four layers whose counts are worked by hand below (T = 4, firing rate 0.25, density 0.5).
@@ -96,13 +115,19 @@ def test_gflops_and_sops_worked_on_paper():
     SOPs (every input but the real-valued conv's) = 0.25 x (4096 + 8192 + 80) = 3092.
     Effective ops on sparse_int8_45nm (zero spikes and zero weights / K entries skipped;
     real inputs not): conv 0.5 x 4608 = 2304, fc 0.5 x 0.25 x 4096 = 512, Q.K^T with K at
-    the firing rate 0.25 x 0.25 x 8192 = 512, head 0.5 x 0.25 x 80 = 10: 3338."""
+    the firing rate 0.25 x 0.25 x 8192 = 512; the head's rate input r = c / T replayed as its
+    counts (`rate_inputs: counts`) is c = 0.25 x 4 = 1 event per input: 0.5 x 1 x 80 = 40,
+    3368 in all; priced as r of an accumulate (`rate_inputs: fraction`, the papers'
+    convention) it is 0.5 x 0.25 x 80 = 10: 3338."""
     trace = synthetic_trace(COUNTED_LAYERS, firing_rate=0.25, weight_density=0.5,
                             timesteps=4)
     totals = simulate(trace, load_hwconfig("sparse_int8_45nm")).totals
     assert totals["dense_gflops"] == pytest.approx(16976e-9, rel=1e-12)
     assert totals["sops"] == pytest.approx(3092, rel=1e-12)
-    assert totals["effective_gflops"] == pytest.approx(3338e-9, rel=1e-12)
+    assert totals["effective_gflops"] == pytest.approx(3368e-9, rel=1e-12)
+    papers = load_hwconfig("sparse_int8_45nm", {"policies.rate_inputs": "fraction"})
+    assert simulate(trace, papers).totals["effective_gflops"] == pytest.approx(3338e-9,
+                                                                               rel=1e-12)
 
 
 def test_every_lif_row_has_its_updates_in_the_breakdown(trace):
@@ -263,3 +288,20 @@ def test_utilization_counts_each_pe_unit():
     totals = simulate(gemm_trace(100, 50, 30), hw).totals
     assert totals["cycles"] == 1279
     assert totals["utilization"] == pytest.approx(75000 / (1279 * 128), rel=1e-12)
+def test_cli_batch_and_the_residency_in_the_breakdown(trace, tmp_path, capsys):
+    directory = trace.save(tmp_path / "trace")
+    assert run_cli("simulate", str(directory), "--batch", "4", "--format", "json",
+                   "--breakdown", "--set", "weight_memory.size_kib=16") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["totals"]["batch"] == 4
+    plan = pd.DataFrame(data["residency"])
+    assert list(plan.columns[:3]) == ["tensor", "stored_bits", "resident_bits"]
+    assert plan.resident_bits.sum() == 16 * 8192  # the model does not fit: memory full
+    rows = pd.DataFrame(data["layers"])
+    resident = rows[(rows.component == "weight_memory") & (rows.action == "resident_bits")]
+    assert resident["count"].sum() == 16 * 8192
+    assert run_cli("simulate", str(directory), "--breakdown") == 0
+    assert "weight residency (bits)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("simulate", str(directory), "--batch", "0")
+    assert exit_info.value.code == 2

@@ -54,7 +54,7 @@ def test_files_read_with_pandas_and_numpy_alone(tmp_path):
     assert list(layers.columns) == list(LAYER_COLUMNS)
     with np.load(directory / "arrays.npz") as arrays:
         assert arrays["block.1.qk/events_per_step_token"].shape == (4, 16)
-    assert json.loads((directory / "manifest.json").read_text())["schema_version"] == 2
+    assert json.loads((directory / "manifest.json").read_text())["schema_version"] == 3
 
 
 def test_save_replaces_an_existing_trace_whole(tmp_path):
@@ -336,8 +336,35 @@ def test_a_version_1_trace_loads_with_the_renamed_columns(tmp_path):
         "in_nonzero_fraction": "in_firing_rate", "out_nonzero_fraction": "out_firing_rate"})
     layers.to_csv(directory / "layers.csv", index=False)
     old = Trace.load(directory)
-    assert old.manifest["schema_version"] == 2
+    assert old.manifest["schema_version"] == SCHEMA_VERSION
     pd.testing.assert_frame_equal(old.layers, current.layers)
+
+
+def test_a_version_2_trace_loads_without_per_sample_row_events(tmp_path):
+    """Schema 3 only adds the optional `sample_row_events` array: a version-2 folder (no such
+    array) loads unchanged, as the current version."""
+    current = toy_trace(firing_rate=0.25)
+    arrays = {layer: {k: v for k, v in a.items() if k != "sample_row_events"}
+              for layer, a in current.arrays.items()}
+    manifest = {**current.manifest, "schema_version": 2}
+    old = Trace(manifest=manifest, layers=current.layers, arrays=arrays)
+    assert old.manifest["schema_version"] == SCHEMA_VERSION
+    directory = old.save(tmp_path / "v2")
+    again = Trace.load(directory)
+    assert all("sample_row_events" not in a for a in again.arrays.values())
+
+
+def test_per_sample_row_events_are_checked(tmp_path):
+    trace = toy_trace()
+    gemm = trace.layers[trace.layers.gemm_m > 0].iloc[0]
+    arrays = {k: dict(v) for k, v in trace.arrays.items()}
+    shape = (trace.num_samples + 1, gemm.timesteps, gemm.gemm_groups, gemm.gemm_m)
+    arrays[gemm.layer]["sample_row_events"] = np.zeros(shape)
+    with pytest.raises(TraceError, match="sample_row_events: expected numbers of shape"):
+        Trace(manifest=trace.manifest, layers=trace.layers, arrays=arrays)
+    arrays[gemm.layer]["sample_row_events"] = -np.ones((1, *shape[1:]))
+    with pytest.raises(TraceError, match="sample_row_events: negative"):
+        Trace(manifest=trace.manifest, layers=trace.layers, arrays=arrays)
 
 
 def test_an_unknown_schema_version_names_the_readable_ones(tmp_path):
@@ -345,5 +372,5 @@ def test_an_unknown_schema_version_names_the_readable_ones(tmp_path):
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["schema_version"] = 9
     (directory / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(TraceError, match="unsupported version 9.*reads versions 1, 2"):
+    with pytest.raises(TraceError, match="unsupported version 9.*reads versions 1, 2, 3"):
         Trace.load(directory)

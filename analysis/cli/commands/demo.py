@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparsespikformer.analysis.cli.arg_groups import add_runtime
+
 HELP = ("train, prune (LTH), select tokens, trace, simulate on every bundled accelerator, "
         "sweep and report, on the bundled digits data")
 
@@ -17,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a smoke run: fewer epochs, rounds and samples (minutes less, "
                              "numbers not meaningful)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_runtime(parser, amp=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.demo import DemoConfig, run_demo
     from sparsespikformer.analysis.demo_summary import summary_table
 
-    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=not args.no_progress)
+    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=not args.no_progress,
+                        device=args.device)
     if args.quick:
         config = quick_config(config)
     summary = run_demo(config)

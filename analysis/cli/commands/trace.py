@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from sparsespikformer.analysis.cli.arg_groups import add_runtime, runtime_of
 from sparsespikformer.analysis.cli.arg_types import finite_float, positive_int, rng_seed
 from sparsespikformer.simulator.errors import InputError
 
@@ -32,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "non-zero fraction of pre-activation outputs) on the first N "
                              "samples only, in whole batches: faster (default: all)")
     parser.add_argument("--out", required=True, help="trace directory to write")
+    add_runtime(parser)
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",
                            help="assume statistics instead of running samples")
@@ -91,12 +93,14 @@ def _recorded(args: argparse.Namespace):
                                           img_size=args.img_size)
     if args.checkpoint is None:
         log.warning("no --checkpoint: tracing an untrained %s", loaded.preset)
+    runtime = runtime_of(args)
+    loaded.model.to(runtime.torch_device())
     count = min(args.samples, len(dataset))
     images, labels = dataset.get_batch(torch.arange(count))
     return record_trace(loaded.model, images, labels, batch_size=args.batch_size,
                         preset=loaded.preset, dataset=loaded.data, seed=args.seed,
                         real_stats_samples=_real_stats_samples(args.real_stats_samples),
-                        progress=True)
+                        progress=True, amp=runtime.amp)
 
 
 def _real_stats_samples(text: str) -> int | None:

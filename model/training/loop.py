@@ -319,15 +319,15 @@ def _assemble(model: nn.Module, config: TrainConfig, runtime: Runtime,
     device = runtime.torch_device()
     shard = current_shard()
     model.to(device)
+    if shard.world_size > 1 and runtime.sync_bn:
+        to_sync_batchnorm(model, device)   # new layers: before the optimizer takes them
+    elif runtime.sync_bn:
+        logger.warning("--sync-bn without torchrun: one process already sees the whole batch")
     optimizer = build_optimizer(model, config)
     forward = model
     if shard.world_size > 1:
-        if runtime.sync_bn:
-            to_sync_batchnorm(model, device)
         forward = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    elif runtime.sync_bn:
-        logger.warning("--sync-bn without torchrun: one process already sees the whole batch")
     augment = BatchAugment(config.augment, input_shape) if config.augment.active else None
     return _Parts(model, forward, optimizer, grad_scaler(device, runtime.amp), runtime,
                   device, shard, augment)

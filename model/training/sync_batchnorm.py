@@ -2,7 +2,7 @@
 
 On CUDA this is PyTorch's `nn.SyncBatchNorm`. PyTorch's refuses CPU tensors, so on the
 CPU (gloo) `CpuSyncBatchNorm` does the same computation with two differentiable
-all-reduces (`torch.distributed.nn.functional.all_reduce`, whose backward all-reduces the
+all-reduces (torch's functional collectives, whose all-reduce backward all-reduces the
 gradient): the global mean first, then the global biased variance about it, so the
 variance is the two-pass sum of squared deviations a single process computes
 (E[x²] - E[x]² would lose digits to cancellation). Training normalises with the biased
@@ -16,7 +16,8 @@ converts back (same parameter and buffer names, so checkpoints do not change).
 from __future__ import annotations
 
 import torch
-import torch.distributed.nn.functional as dist_nn
+import torch.distributed as dist
+import torch.distributed._functional_collectives as funcol
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -38,11 +39,11 @@ class CpuSyncBatchNorm(_BatchNorm):
         dims = [0, *range(2, x.dim())]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         count = torch.tensor([values.numel() // x.shape[1]], dtype=values.dtype)
-        totals = dist_nn.all_reduce(torch.cat([values.sum(dims), count]))   # (C + 1,)
+        totals = _summed(torch.cat([values.sum(dims), count]))              # (C + 1,)
         elements = totals[-1]
         mean = totals[:-1] / elements                                       # (C,)
         centred = values - mean.view(shape)
-        variance = dist_nn.all_reduce(centred.square().sum(dims)) / elements
+        variance = _summed(centred.square().sum(dims)) / elements
         out = centred * torch.rsqrt(variance + self.eps).view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
@@ -59,6 +60,11 @@ class CpuSyncBatchNorm(_BatchNorm):
         unbiased = variance * (elements / max(elements - 1.0, 1.0))
         self.running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
         self.running_var.mul_(1.0 - factor).add_(unbiased, alpha=factor)
+
+
+def _summed(values: torch.Tensor) -> torch.Tensor:
+    """Σ over ranks, differentiable (the backward sums the gradients over ranks)."""
+    return funcol.all_reduce(values, "sum", dist.group.WORLD)
 
 
 def _convert(module: nn.Module, make) -> nn.Module:

@@ -66,6 +66,17 @@ def kornia_magnitude(timm_level: int) -> int:
     return timm_level * KORNIA_MAGNITUDE_LEVELS // TIMM_MAGNITUDE_LEVELS
 
 
+def randaugment_policy(channels: int) -> list:
+    """kornia's RandAugment operations; on grey images without `color` (saturation needs
+    three channels; PIL's colour enhancement of a grey image, which timm applies, is the
+    identity)."""
+    from kornia.augmentation.auto.rand_augment.rand_augment import default_policy
+
+    if channels == 3:
+        return list(default_policy)
+    return [sub for sub in default_policy if sub[0][0] != "color"]
+
+
 class BatchAugment:
     """The kornia modules of an `AugmentConfig` for (C, size, size) images."""
 
@@ -86,7 +97,8 @@ class BatchAugment:
             self.before.append(K.RandomCrop(size, padding=config.crop_padding, fill=0.0))
         if config.randaugment_ops:
             self.before.append(RandAugment(n=config.randaugment_ops,
-                                           m=kornia_magnitude(config.randaugment_magnitude)))
+                                           m=kornia_magnitude(config.randaugment_magnitude),
+                                           policy=randaugment_policy(image_shape[0])))
         if config.erase_prob:
             self.after.append(K.RandomErasing(p=config.erase_prob, value=ERASE_FILL))
 

@@ -284,15 +284,25 @@ def _memory_key(x: torch.Tensor, with_layout: bool) -> tuple:
 
 
 def reads_float32(hook):
-    """A forward hook that sees half-precision tensors (autocast) in float32: the exact
-    float32 sums here assume float32, and every bf16 / fp16 value is a float32 exactly."""
+    """A forward hook that works in float32 under autocast: it sees half-precision tensors
+    converted to float32 (exact: every bf16 / fp16 value is a float32) and its own
+    reductions (sums, tap matmuls) are not lowered, since the exact float32 sums here
+    assume float32."""
     def float32_hook(module, inputs, out):
         outs = out if isinstance(out, tuple) else (out,)
-        if any(_is_half(t) for t in (*inputs, *outs)):
-            inputs = tuple(_float32(t) for t in inputs)
-            out = tuple(_float32(t) for t in outs) if isinstance(out, tuple) else _float32(out)
-        return hook(module, inputs, out)
+        tensors = [t for t in (*inputs, *outs) if torch.is_tensor(t)]
+        if not any(_is_half(t) for t in tensors) and not _autocasting(tensors):
+            return hook(module, inputs, out)
+        inputs = tuple(_float32(t) for t in inputs)
+        out = tuple(_float32(t) for t in outs) if isinstance(out, tuple) else _float32(out)
+        with torch.autocast(tensors[0].device.type, enabled=False):
+            return hook(module, inputs, out)
     return float32_hook
+
+
+def _autocasting(tensors: list[torch.Tensor]) -> bool:
+    device = tensors[0].device.type if tensors else "cpu"
+    return device in ("cpu", "cuda", "mps") and torch.is_autocast_enabled(device)
 
 
 def _is_half(t) -> bool:

@@ -70,11 +70,14 @@ def add_runtime(parser: argparse.ArgumentParser, *, amp: bool = True,
 
 
 def runtime_of(args: argparse.Namespace):
-    """The `Runtime` the run flags ask for (imports torch)."""
+    """The `Runtime` the run flags ask for, its device checked (imports torch): call it
+    before loading anything, so a bad device fails at once."""
     from sparsespikformer.model.training.devices import Runtime
 
-    return Runtime(device=args.device, amp=getattr(args, "amp", "off"),
-                   sync_bn=getattr(args, "sync_bn", False))
+    runtime = Runtime(device=args.device, amp=getattr(args, "amp", "off"),
+                      sync_bn=getattr(args, "sync_bn", False))
+    runtime.torch_device()
+    return runtime
 
 
 def add_token_selection(parser: argparse.ArgumentParser, *, teacher_help: str) -> None:

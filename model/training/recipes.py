@@ -91,6 +91,15 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def with_changes(base: TrainConfig, changes: dict) -> TrainConfig:
+    """`base` with the fields in `changes` replaced. A shorter run than the recipe's warm-up
+    (say `--recipe spikformer_cifar10 --epochs 5`) warms up over all of it, unless the
+    warm-up is among the changes."""
+    if "epochs" in changes and "warmup_epochs" not in changes:
+        changes = {**changes, "warmup_epochs": min(base.warmup_epochs, changes["epochs"])}
+    return replace(base, **changes)
+
+
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise InputError(f"--recipe {name!r}: unknown; expected one of "

@@ -29,12 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.cli.model_loading import load_model_for_data
     from sparsespikformer.model.training.loop import evaluate
 
+    runtime = runtime_of(args)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,
                                           img_size=args.img_size)
-    runtime = runtime_of(args)
     scores = evaluate(loaded.model.to(runtime.torch_device()), dataset,
                       batch_size=args.batch_size, amp=runtime.amp)
     print(f"{loaded.preset} on {dataset.info.name} {args.split} ({len(dataset)} samples): "

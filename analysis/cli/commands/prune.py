@@ -56,23 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
 
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.data import load_dataset
     from sparsespikformer.model.nn.token_selector import token_selectors_of
     from sparsespikformer.model.pruning.lottery import (
-        LotteryConfig,
         LotteryTask,
         baseline_dir,
         run_lottery,
     )
     from sparsespikformer.model.training.distributed import process_group
-    from sparsespikformer.model.training.recipes import (
-        get_recipe,
-        model_overrides_for,
-        recipe_for,
-    )
+    from sparsespikformer.model.training.recipes import model_overrides_for
     from sparsespikformer.model.training.seeding import seed_everything
     from sparsespikformer.model.training.selector_training import (
         SelectorLoss,
@@ -82,15 +76,8 @@ def run(args: argparse.Namespace) -> int:
         student_state_from_teacher,
     )
 
-    changes = train_config_changes(args, SHARED_TRAIN_FLAGS)
-    train_config = dataclasses.replace(recipe_for(args.preset, args.data, args.recipe),
-                                       **changes)
-    recipe_lottery = get_recipe(args.recipe).lottery if args.recipe else {}
-    flags = {"rounds": args.rounds, "rate": args.rate, "rewind_epoch": args.rewind_epoch}
-    lottery = LotteryConfig(**{**_LOTTERY_DEFAULTS, **recipe_lottery,
-                               **{k: v for k, v in flags.items() if v is not None}},
-                            scope=args.scope, baseline=args.baseline, seed=train_config.seed,
-                            baseline_rounds=args.baseline_rounds)
+    runtime = runtime_of(args)
+    train_config, lottery = settings_of(args)
     preset_config = get_preset_config(args.preset)
     img_size = args.img_size or preset_config.img_size
     train_set = load_dataset(args.data, "train", img_size=img_size)
@@ -112,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         train_config=train_config,
         initial_state=student_state_from_teacher(probe, teacher) if teacher else None,
         loss_fn=SelectorLoss(teacher, SelectorLossConfig()) if has_selectors else None,
-        progress=not args.no_progress, runtime=runtime_of(args),
+        progress=not args.no_progress, runtime=runtime,
         # Recorded in OUT (settings.json): a resumed run must use the same model, data and
         # teacher. The teacher's path stands for its weights.
         metadata={"preset": args.preset, "data": args.data, "img_size": img_size,
@@ -125,3 +112,20 @@ def run(args: argparse.Namespace) -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"rounds table: {baseline_dir(args.out, args.baseline)}/rounds.csv")
     return 0
+
+
+def settings_of(args: argparse.Namespace):
+    """(TrainConfig, LotteryConfig) of the flags: a flag wins over `--recipe`, which wins
+    over the defaults (9 rounds of 25 %, rewinding to epoch 1)."""
+    from sparsespikformer.model.pruning.lottery import LotteryConfig
+    from sparsespikformer.model.training.recipes import get_recipe, recipe_for, with_changes
+
+    changes = train_config_changes(args, SHARED_TRAIN_FLAGS)
+    train_config = with_changes(recipe_for(args.preset, args.data, args.recipe), changes)
+    recipe_lottery = get_recipe(args.recipe).lottery if args.recipe else {}
+    flags = {"rounds": args.rounds, "rate": args.rate, "rewind_epoch": args.rewind_epoch}
+    lottery = LotteryConfig(**{**_LOTTERY_DEFAULTS, **recipe_lottery,
+                               **{k: v for k, v in flags.items() if v is not None}},
+                            scope=args.scope, baseline=args.baseline, seed=train_config.seed,
+                            baseline_rounds=args.baseline_rounds)
+    return train_config, lottery

@@ -87,13 +87,13 @@ def _recorded(args: argparse.Namespace):
     from sparsespikformer.analysis.cli.model_loading import load_model_for_data
     from sparsespikformer.model.tracing.record import record_trace
 
+    runtime = runtime_of(args)
     torch.manual_seed(args.seed)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,
                                           img_size=args.img_size)
     if args.checkpoint is None:
         log.warning("no --checkpoint: tracing an untrained %s", loaded.preset)
-    runtime = runtime_of(args)
     loaded.model.to(runtime.torch_device())
     count = min(args.samples, len(dataset))
     images, labels = dataset.get_batch(torch.arange(count))

@@ -49,13 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
 
     from sparsespikformer.model import create_model, get_preset_config
     from sparsespikformer.model.data import load_dataset
     from sparsespikformer.model.training.distributed import process_group
     from sparsespikformer.model.training.loop import CHECKPOINT_NAME, train
-    from sparsespikformer.model.training.recipes import model_overrides_for, recipe_for
+    from sparsespikformer.model.training.recipes import (
+        model_overrides_for,
+        recipe_for,
+        with_changes,
+    )
     from sparsespikformer.model.training.seeding import seed_everything
     from sparsespikformer.model.training.selector_training import (
         load_teacher_for,
@@ -63,12 +66,12 @@ def run(args: argparse.Namespace) -> int:
         train_selector,
     )
 
+    runtime = runtime_of(args)
     architecture = {name: getattr(args, name) for name in _ARCHITECTURE_FLAGS
                     if getattr(args, name) is not None}
     preset_config = get_preset_config(args.preset, **architecture)
     changes = train_config_changes(args, {**SHARED_TRAIN_FLAGS, **_TRAIN_ONLY_FLAGS})
-    config = dataclasses.replace(recipe_for(args.preset, args.data, args.recipe), **changes)
-    runtime = runtime_of(args)
+    config = with_changes(recipe_for(args.preset, args.data, args.recipe), changes)
     img_size = args.img_size or preset_config.img_size
     train_set = load_dataset(args.data, "train", img_size=img_size)
     test_set = load_dataset(args.data, "test", img_size=img_size)

@@ -52,6 +52,7 @@ class DemoConfig:
     sweep_weight_kib: tuple[int, ...] = (16, 64, 256)
     seed: int = 0
     progress: bool = True
+    device: str = "auto"         # --device: where the stages train, evaluate and trace
 
     def stage_path(self, stage: str) -> Path:
         return self.out_dir / "stages" / f"{stage}.json"
@@ -104,7 +105,7 @@ def _lottery(ctx: DemoContext, baseline: str = "none"):
     task = LotteryTask(build_model=build_model, train_set=train_set, test_set=test_set,
                        train_config=_train_config(config.lth_epochs, config.seed),
                        dense_train_config=_train_config(config.dense_epochs, config.seed),
-                       progress=config.progress,
+                       progress=config.progress, runtime=_runtime(config),
                        metadata={"preset": config.preset, "data": config.data})
     return lottery, task
 
@@ -155,6 +156,12 @@ def _student(ctx: DemoContext, scorer: str = "learned", keep_ratio: float | None
                         **_model_overrides(ctx.config))
 
 
+def _runtime(config: DemoConfig):
+    from sparsespikformer.model.training.devices import Runtime
+
+    return Runtime(device=config.device)
+
+
 def _model_overrides(config: DemoConfig) -> dict:
     return {} if config.timesteps is None else {"timesteps": config.timesteps}
 
@@ -174,7 +181,7 @@ def _train_student(ctx: DemoContext, teacher, name: str, masks=None):
                    after_backward=enforcer.after_backward if enforcer else None,
                    after_optimizer_step=enforcer.after_optimizer_step if enforcer else None,
                    metadata={"preset": config.selector_preset, "data": config.data,
-                             "keep_ratio": config.keep_ratio})
+                             "keep_ratio": config.keep_ratio}, runtime=_runtime(config))
     return student, float(evaluate(student, test_set)["accuracy"])
 
 
@@ -248,8 +255,8 @@ def stage_traces(ctx: DemoContext) -> dict:
     accuracies = {}
     for name, model in _variant_models(ctx).items():
         preset = config.selector_preset if name in ("selected", "co_designed") else config.preset
-        trace = record_trace(model, images, labels, preset=preset, dataset=config.data,
-                             seed=config.seed)
+        trace = record_trace(model.to(_runtime(config).torch_device()), images, labels,
+                             preset=preset, dataset=config.data, seed=config.seed)
         trace.save(config.out_dir / "traces" / name)
         accuracies[name] = trace.manifest["accuracy"]
         if name == "selected":
@@ -264,7 +271,7 @@ def _write_kept_tokens(model, images, path: Path) -> None:
     from sparsespikformer.model.nn.token_selector import token_selectors_of
 
     with torch.no_grad():
-        model.eval()(images)
+        model.eval().cpu()(images)
     kept = {f"selector {s.ordinal} (block {block})": s.last_kept_indices.numpy()
             for block, s in zip(sorted(model.token_selectors, key=int),
                                 token_selectors_of(model))}

@@ -11,7 +11,10 @@ trace of spikformer_8_512_imagenet from its layer shapes. Issue targets: overhea
 synthetic trace < 2 s.
 
 Timings are the best of `--repeats` runs, plain and recording interleaved, because this
-2-core VM's speed drifts by 10-20 % between runs.
+2-core VM's speed drifts by 10-20 % between runs. Each row gives wall seconds and, in
+brackets, the process's CPU seconds: with `--threads 1` CPU time is the work done, which
+other processes on a shared machine disturb far less than the wall clock (and OpenMP
+threads that spin-wait for a descheduled partner inflate multi-threaded wall times there).
 """
 
 from __future__ import annotations
@@ -38,15 +41,17 @@ def best_of(repeats: int, work) -> float:
     return min(times)
 
 
-def interleaved_best(repeats: int, runs: dict) -> dict[str, float]:
-    """Best time of each run, taking turns so that a slow spell hits all of them."""
+def interleaved_best(repeats: int, runs: dict) -> dict[str, tuple[float, float]]:
+    """Best (wall, CPU) seconds of each run, taking turns so that a slow spell hits all."""
     times = {key: [] for key in runs}
+    cpu = {key: [] for key in runs}
     for _ in range(repeats):
         for key, work in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             work()
             times[key].append(time.perf_counter() - start)
-    return {key: min(values) for key, values in times.items()}
+            cpu[key].append(time.process_time() - start_cpu)
+    return {key: (min(times[key]), min(cpu[key])) for key in runs}
 
 
 def two_reductions(module, inputs, output) -> None:
@@ -73,7 +78,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     model = create_model(args.preset).eval()
     if args.checkpoint:
@@ -113,16 +121,18 @@ def main() -> None:
                         timesteps=config.timesteps)
 
     synthetic_s = best_of(args.repeats, synthetic)
-    plain_s = seconds["plain"]
-    print(f"| measurement ({args.samples} samples, {args.preset}, batch {args.batch_size}) "
-          "| seconds | overhead |")
+    plain_s, plain_cpu = seconds["plain"]
+    print(f"| measurement ({args.samples} samples, {args.preset}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads) | seconds (CPU) | overhead (CPU) |")
     print("|---|---|---|")
-    print(f"| plain inference | {plain_s:.3f} | |")
+    print(f"| plain inference | {plain_s:.3f} ({plain_cpu:.3f}) | |")
     labels = (("all", "inference + trace recording, default (every statistic on every sample)"),
               ("first", f"inference + trace recording, real_stats_samples={args.batch_size}"),
               ("floor", "floor: inference + two sums of each recorded layer's input, no trace"))
     for key, label in labels:
-        print(f"| {label} | {seconds[key]:.3f} | {100 * (seconds[key] / plain_s - 1):.1f} % |")
+        wall, cpu = seconds[key]
+        print(f"| {label} | {wall:.3f} ({cpu:.3f}) | {100 * (wall / plain_s - 1):.1f} % "
+              f"({100 * (cpu / plain_cpu - 1):.1f} %) |")
     print(f"| synthetic trace, spikformer_8_512_imagenet | {synthetic_s:.3f} | |")
 
 

@@ -15,8 +15,8 @@ the config's `technology_nm`, at the memory's `size_kib` and `word_bits`:
 (`cache type "ram"`, one read/write port, ITRS low-standby-power cells and periphery, 300 K,
 the defaults of the Accelergy/hwcomponents CACTI plug-in), run for every power-of-two
 capacity from 1 KiB to 16 MiB and word widths 64 to 1024 bits. Its 64 KiB / 64-bit and
-256 KiB / 256-bit points are exactly REFERENCE.md's CACTI (Accelergy) figures (25.87 / 19.65 and
-124.61 / 118.03 pJ). Accuracy, held-out points and how to regenerate the table:
+256 KiB / 256-bit points are exactly the CACTI (Accelergy) figures of docs/references.md
+(25.87 / 19.65 and 124.61 / 118.03 pJ). Accuracy, held-out points and how to regenerate the table:
 docs/sram-tables.md.
 """
 

@@ -142,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     command = _requested_command(argv)
     parser = build_parser(command)
     args = parser.parse_args(argv)
+    # Under torchrun only rank 0 reports progress; the other ranks log warnings and errors.
+    rank0 = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO if rank0 else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:

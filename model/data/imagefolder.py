@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from sparsespikformer.model.data.base import DatasetInfo, random_hflip
+from sparsespikformer.model.data.base import BatchSource, BatchTransform, DatasetInfo
 from sparsespikformer.simulator.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -71,8 +71,11 @@ def scan_class_tree(folder: Path) -> tuple[tuple[str, ...], list[tuple[Path, int
     return tuple(c.name for c in classes), items
 
 
-class ImageFolderDataset:
-    """Images decoded on demand; offers the same `get_batch` as InMemoryDataset."""
+class ImageFolderDataset(BatchSource):
+    """Images decoded on demand; offers the same `get_batch` as InMemoryDataset.
+
+    `raw_batch` decodes files to [0, 1] pixels (in loader workers, when training uses
+    them); the BatchTransform normalises, flips and augments whole batches."""
 
     def __init__(self, root: str | Path, split: str, img_size: int | None = None) -> None:
         root = Path(root)
@@ -80,7 +83,8 @@ class ImageFolderDataset:
         class_names, self.items = scan_class_tree(folder)
         self._check_other_split(root, split, class_names)
         self.img_size = DEFAULT_IMG_SIZE if img_size is None else img_size
-        self.random_hflip = split == "train"
+        self.transform = BatchTransform(mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                        random_hflip=split == "train")
         self.labels = torch.tensor([label for _, label in self.items], dtype=torch.int64)
         self.info = DatasetInfo(name="imagefolder", split=split, num_classes=len(class_names),
                                 input_shape=(3, self.img_size, self.img_size),
@@ -103,10 +107,12 @@ class ImageFolderDataset:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[index]
-        return self._decode(path), label
+        images, labels = self.get_batch(torch.tensor([index]))
+        return images[0], int(labels[0])
 
-    def _decode(self, path: Path) -> torch.Tensor:
+    def decode(self, index: int) -> torch.Tensor:
+        """Image `index` as [0, 1] pixels (3, H, W), resized, not normalised."""
+        path = self.items[index][0]
         try:
             with Image.open(path) as image:
                 rgb = image.convert("RGB").resize((self.img_size, self.img_size),
@@ -114,18 +120,7 @@ class ImageFolderDataset:
         except (UnidentifiedImageError, OSError) as err:
             raise DataError(f"imagefolder: cannot decode image {path} ({err})") from err
         pixels = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0)   # (H, W, 3)
-        mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-        return (pixels.permute(2, 0, 1) - mean) / std                          # (3, H, W)
+        return pixels.permute(2, 0, 1)                                         # (3, H, W)
 
-    def augment_batch(self, images: torch.Tensor, generator: torch.Generator | None
-                      ) -> torch.Tensor:
-        """Random flips for training batches; unchanged without a generator."""
-        if self.random_hflip and generator is not None:
-            return random_hflip(images, generator)
-        return images
-
-    def get_batch(self, indices: torch.Tensor, generator: torch.Generator | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([self._decode(self.items[i][0]) for i in indices.tolist()])
-        return self.augment_batch(images, generator), self.labels[indices]
+    def raw_batch(self, indices: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.decode(i) for i in indices.tolist()])

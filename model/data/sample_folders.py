@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sparsespikformer.model.data.base import BatchTransform, DatasetInfo
+from sparsespikformer.model.data.base import BatchSource, BatchTransform, DatasetInfo
 from sparsespikformer.simulator.errors import DataError
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("test", "val")}
@@ -87,8 +87,9 @@ def _reference_split(files: list[Path], split: str) -> list[Path]:
     return files[:cut] if split == "train" else files[cut:]
 
 
-class FolderSampleDataset:
-    """Samples decoded on demand; offers `get_batch` as InMemoryDataset does.
+class FolderSampleDataset(BatchSource):
+    """Samples decoded on demand; a BatchSource like InMemoryDataset (loader workers call
+    `raw_batch`, the training loop `get_batch` with its device and augmentation).
 
     `decode(path)` returns one sample as a (T, C, H, W) numeric array and raises DataError
     naming the file when it cannot; every sample must have the first one's shape.
@@ -127,8 +128,6 @@ class FolderSampleDataset:
                             f"{self.items[0][0].name} is {self.sample_shape}")
         return np.asarray(sample, dtype=np.float32)
 
-    def get_batch(self, indices: torch.Tensor, generator: torch.Generator | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Float frames (B, T, C, H, W) and int64 labels (B,) for `indices`."""
-        samples = np.stack([self._sample(i) for i in indices.tolist()])
-        return self.transform(torch.from_numpy(samples), generator), self.labels[indices]
+    def raw_batch(self, indices: torch.Tensor) -> torch.Tensor:
+        """Stored frames (B, T, C, H, W) float32 of `indices` (B,), not yet resized."""
+        return torch.from_numpy(np.stack([self._sample(i) for i in indices.tolist()]))

@@ -31,10 +31,25 @@ class SpikeMatmul(nn.Module):
         self.role = role
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if _under_half_precision(a, b):
+            # Spike products are small integers: float32 keeps them exact (bf16 holds
+            # integers only up to 256), so autocast must not lower this matmul.
+            with torch.autocast(a.device.type, enabled=False):
+                return a.float() @ b.float()
         return a @ b
 
     def extra_repr(self) -> str:
         return f"role={self.role!r}"
+
+
+def _under_half_precision(a: torch.Tensor, b: torch.Tensor) -> bool:
+    half = (torch.float16, torch.bfloat16)
+    if a.dtype in half or b.dtype in half:
+        return True
+    return a.device.type in _AUTOCAST_DEVICES and torch.is_autocast_enabled(a.device.type)
+
+
+_AUTOCAST_DEVICES = ("cpu", "cuda", "mps")
 
 
 class SpikingSelfAttention(nn.Module):

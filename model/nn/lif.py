@@ -27,6 +27,8 @@ from sparsespikformer.simulator.errors import InputError
 if TYPE_CHECKING:
     from sparsespikformer.model.nn.config import SpikformerConfig
 
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 
 def _exact_reciprocal(tau: float) -> bool:
     """True when x / tau == x * (1 / tau) for every float x: tau a power of two."""
@@ -131,9 +133,18 @@ def lif_multistep(
     v_reset: float = 0.0,
     surrogate_alpha: float = 4.0,
 ) -> torch.Tensor:
-    """Spikes (same shape as x, contiguous) of a LIF layer driven by x of shape (T, ...)."""
+    """Spikes (same shape and dtype as x, contiguous) of a LIF layer driven by x (T, ...).
+
+    The membrane potential is float32 whatever x's dtype (see the half-precision branch)."""
     if x.dim() < 1 or x.shape[0] < 1:
         raise InputError(f"LIF input needs a leading time dimension, got shape {tuple(x.shape)}")
+    if x.dtype in _HALF_DTYPES:
+        # Under autocast the current arrives in half precision: the membrane update and the
+        # threshold comparison run in float32 (a half-precision membrane would round h near
+        # the threshold and flip spikes); the 0/1 spikes go back in the current's dtype
+        # exactly, and the casts pass the gradient through.
+        spikes = lif_multistep(x.float(), tau, v_threshold, v_reset, surrogate_alpha)
+        return spikes.to(x.dtype)
     if torch.is_grad_enabled() and x.requires_grad:
         return _LIFFunction.apply(x, tau, v_threshold, v_reset, surrogate_alpha)
     spikes, _ = _lif_forward(x, tau, v_threshold, v_reset, keep_charge=False)

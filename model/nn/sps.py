@@ -13,6 +13,7 @@ from torch import nn
 
 from sparsespikformer.model.nn.config import NUM_SPS_CONVS, SpikformerConfig
 from sparsespikformer.model.nn.lif import lif_from_config
+from sparsespikformer.model.nn.token_ops import float32
 
 
 def _stage_suffix(index: int) -> str:
@@ -45,11 +46,11 @@ class SPS(nn.Module):
         x = frames.flatten(0, 1)  # (T*B, C, H, W)
         for i in range(NUM_SPS_CONVS):
             sfx = _stage_suffix(i)
-            x = getattr(self, f"proj_bn{sfx}")(getattr(self, f"proj_conv{sfx}")(x))
+            x = getattr(self, f"proj_bn{sfx}")(float32(getattr(self, f"proj_conv{sfx}")(x)))
             x = getattr(self, f"proj_lif{sfx}")(x.reshape(T, B, *x.shape[1:])).flatten(0, 1)
             if i in self.pool_after:
                 x = getattr(self, f"maxpool{sfx}")(x)
-        rpe = self.rpe_bn(self.rpe_conv(x))  # (T*B, D, h, w)
+        rpe = self.rpe_bn(float32(self.rpe_conv(x)))  # (T*B, D, h, w)
         rpe = self.rpe_lif(rpe.reshape(T, B, *rpe.shape[1:])).flatten(0, 1)
         x = rpe + x  # values 0, 1, 2
         # (T*B, D, h, w) -> (T, B, N, D), made contiguous once for all blocks.

@@ -12,11 +12,18 @@ import torch
 from torch import nn
 
 
+def float32(y: torch.Tensor) -> torch.Tensor:
+    """A projection's output for its batch norm: float32 even under autocast (a no-op
+    otherwise). The normalised current decides spikes: in bf16 it would be rounded a
+    second time after the projection (measured: twice the prediction flips)."""
+    return y.float() if y.dtype in (torch.float16, torch.bfloat16) else y
+
+
 def linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     """(T, B, N, C_in) -> (T, B, N, C_out): linear on tokens, BatchNorm1d over channels."""
     T, B, N, _ = x.shape
     y = linear(x.flatten(0, 1))  # (T*B, N, C_out)
-    y = bn(y.transpose(1, 2)).transpose(1, 2)  # BN sees (T*B, C_out, N), a view: no copy
+    y = bn(float32(y).transpose(1, 2)).transpose(1, 2)  # BN sees (T*B, C_out, N): a view
     return y.reshape(T, B, N, -1)
 
 
@@ -32,7 +39,7 @@ def conv_bn(conv: nn.Module, bn: nn.Module, x_cn: torch.Tensor, T: int) -> torch
     not mix positions, so this equals running it on (T*B, C, H, W).
     """
     if isinstance(conv, nn.Conv2d):
-        y = bn(conv(x_cn.unsqueeze(-1))).squeeze(-1)
+        y = bn(float32(conv(x_cn.unsqueeze(-1)))).squeeze(-1)
     else:
-        y = bn(conv(x_cn))
+        y = bn(float32(conv(x_cn)))
     return y.reshape(T, -1, y.shape[1], y.shape[2])

@@ -49,6 +49,7 @@ from sparsespikformer.model.pruning.lottery_store import (
     load_weights_into,
     read_round_result,
     round_dir,
+    rounds_table,
     save_state,
     write_rounds_csv,
 )
@@ -68,6 +69,12 @@ from sparsespikformer.model.pruning.masks import (
 )
 from sparsespikformer.model.training.checkpoint import (
     load_training_checkpoint,
+)
+from sparsespikformer.model.training.devices import Runtime
+from sparsespikformer.model.training.distributed import (
+    broadcast_tensors,
+    current_shard,
+    run_on_main,
 )
 from sparsespikformer.model.training.loop import (
     CHECKPOINT_NAME,
@@ -141,6 +148,7 @@ class LotteryTask:
     loss_fn: LossFn | None = None       # None: training's default cross entropy
     progress: bool = True
     metadata: dict | None = None
+    runtime: Runtime | None = None      # device, AMP, batch-norm sync (None: Runtime())
     # Round 0 (the dense model the ticket is drawn from) may train longer than the
     # retraining rounds; None: `train_config` for every round.
     dense_train_config: TrainConfig | None = None
@@ -170,7 +178,7 @@ class _RewindCapture:
         if self.enforcer is not None:
             self.enforcer.after_optimizer_step(model)
         self.steps_done += 1
-        if self.steps_done == self.capture_step:
+        if self.steps_done == self.capture_step and current_shard().is_main:
             save_state(model.state_dict(), self.path)
 
 
@@ -190,14 +198,14 @@ def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
     if rewind_epoch is not None:
         rewind_path = out / REWIND_NAME
         if rewind_epoch == 0 and not rewind_path.is_file():
-            save_state(model.state_dict(), rewind_path)
+            run_on_main(save_state, model.state_dict(), rewind_path)
         spe = steps_per_epoch(len(task.train_set), task.train_config.batch_size)
         capture = _RewindCapture(rewind_path, rewind_epoch * spe, _steps_done(train_dir), enforcer)
         after_step = capture.after_optimizer_step
     history = train(model, task.train_set, task.test_set, task.train_config, train_dir,
                     progress=task.progress, loss_fn=task.loss_fn,
                     after_backward=enforcer.after_backward, after_optimizer_step=after_step,
-                    metadata=task.metadata)
+                    metadata=task.metadata, runtime=task.runtime)
     if rewind_epoch is not None and not (out / REWIND_NAME).is_file():
         raise InputError(f"{out}: rewind weights of epoch {rewind_epoch} were not captured "
                          f"(is rewind_epoch <= epochs = {task.train_config.epochs}?)")
@@ -205,17 +213,23 @@ def _train_masked(model: nn.Module, masks: Masks, task: LotteryTask, out: Path,
 
 
 def _finish_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
-                  accuracy: float, seconds: float, baseline: str, test_samples: int) -> dict:
+                  accuracy: float, seconds: float, baseline: str, task: LotteryTask) -> dict:
     out = round_dir(out_dir, round_index)
-    save_masks(masks, out / MASK_NAME)
-    save_state(model.state_dict(), out / WEIGHTS_NAME)
     # test_samples: the n behind the accuracy, so reports can give its binomial interval
     result = {"round": round_index, "weight_sparsity": weight_sparsity(masks),
               "test_accuracy": accuracy, "params_nonzero": params_nonzero(model, masks),
               "seconds": seconds, "baseline": "imp" if baseline == "none" else baseline,
-              "test_samples": test_samples}
-    atomic_write_text(out / RESULT_NAME, json.dumps(result, indent=2) + "\n")
-    write_rounds_csv(out_dir)
+              "test_samples": len(task.test_set), "runtime": _runtime_record(model, task)}
+
+    def write() -> None:
+        save_masks(masks, out / MASK_NAME)
+        save_state(model.state_dict(), out / WEIGHTS_NAME)
+        atomic_write_text(out / RESULT_NAME, json.dumps(result, indent=2) + "\n")
+        write_rounds_csv(out_dir)
+
+    run_on_main(write)
+    if not current_shard().is_main:
+        return result
     logger.info("%s round %d: sparsity %.4f, test accuracy %.4f (%.0f s)", result["baseline"],
                 round_index, result["weight_sparsity"], accuracy, seconds)
     return result
@@ -225,11 +239,20 @@ def _run_round(out_dir: Path, round_index: int, model: nn.Module, masks: Masks,
                task: LotteryTask, baseline: str, rewind_epoch: int | None = None) -> dict:
     """Train one round (resuming if interrupted) and write its files."""
     out = round_dir(out_dir, round_index)
-    save_masks(masks, out / MASK_NAME)
+    masks = broadcast_tensors(masks)     # rank 0 decides: every rank prunes alike
+    run_on_main(save_masks, masks, out / MASK_NAME)
     started = time.perf_counter()
     accuracy = _train_masked(model, masks, task, out, rewind_epoch)
     return _finish_round(out_dir, round_index, model, masks, accuracy,
-                         time.perf_counter() - started, baseline, len(task.test_set))
+                         time.perf_counter() - started, baseline, task)
+
+
+def _runtime_record(model: nn.Module, task: LotteryTask) -> dict:
+    """What trained the round (world size, device type, AMP mode), for its result.json."""
+    first = next(iter(model.parameters()), None)
+    return {"world_size": current_shard().world_size,
+            "device_type": "cpu" if first is None else first.device.type,
+            "amp": (task.runtime or Runtime()).amp}
 
 
 # ---------------------------------------------------------------- rounds
@@ -281,8 +304,13 @@ def _copy_dense_result(ticket_dir: Path, out_dir: Path, baseline: str) -> None:
     if is_round_finished(out_dir, 0):
         return
     result = dict(read_round_result(ticket_dir, 0), baseline=baseline)
-    atomic_write_text(round_dir(out_dir, 0) / RESULT_NAME, json.dumps(result, indent=2) + "\n")
-    write_rounds_csv(out_dir)
+
+    def write() -> None:
+        atomic_write_text(round_dir(out_dir, 0) / RESULT_NAME,
+                          json.dumps(result, indent=2) + "\n")
+        write_rounds_csv(out_dir)
+
+    run_on_main(write)
 
 
 def _reinit_rounds(ticket_dir: Path, out_dir: Path, config: LotteryConfig,
@@ -328,10 +356,10 @@ def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(out_dir, config, task)
+    run_on_main(check_settings, out_dir, config, task)
     if config.baseline == "none":
         _imp_rounds(out_dir, config, task)
-        return write_rounds_csv(out_dir)
+        return _rounds_table(out_dir)
     needed = config if config.baseline == "reinit" else LotteryConfig(
         rounds=0, rate=config.rate, rewind_epoch=config.rewind_epoch, scope=config.scope,
         seed=config.seed)
@@ -344,4 +372,10 @@ def run_lottery(config: LotteryConfig, task: LotteryTask, out_dir: str | Path) -
         _oneshot_round(out_dir, own_dir, config, task)
     else:
         _random_rounds(out_dir, own_dir, config, task)
-    return write_rounds_csv(own_dir)
+    return _rounds_table(own_dir)
+
+
+def _rounds_table(out_dir: Path) -> pd.DataFrame:
+    """rounds.csv rewritten by rank 0; every rank returns the table."""
+    run_on_main(write_rounds_csv, out_dir)
+    return rounds_table(out_dir)

@@ -127,14 +127,17 @@ def save_state(state: dict, path: Path) -> None:
         torch.save({k: v.detach().clone() for k, v in state.items()}, tmp)
 
 
+def rounds_table(out_dir: Path) -> pd.DataFrame:
+    """One row per finished round, from the rounds' result files."""
+    rows = [read_result_file(p) for p in sorted(Path(out_dir).glob(f"round_*/{RESULT_NAME}"))]
+    optional = [OPTIONAL_COLUMN] if any(OPTIONAL_COLUMN in row for row in rows) else []
+    return pd.DataFrame(rows, columns=list(ROUNDS_COLUMNS) + optional)
+
+
 def write_rounds_csv(out_dir: Path) -> pd.DataFrame:
     """Rebuild rounds.csv from the finished rounds' result files."""
-    out_dir = Path(out_dir)
-    rows = [read_result_file(p) for p in sorted(out_dir.glob(f"round_*/{RESULT_NAME}"))]
-    columns = list(ROUNDS_COLUMNS) + ([OPTIONAL_COLUMN] if any(OPTIONAL_COLUMN in r for r in rows)
-                                      else [])
-    table = pd.DataFrame(rows, columns=columns)
-    atomic_write_text(out_dir / ROUNDS_NAME, table.to_csv(index=False))
+    table = rounds_table(out_dir)
+    atomic_write_text(Path(out_dir) / ROUNDS_NAME, table.to_csv(index=False))
     return table
 
 
@@ -142,6 +145,8 @@ def run_settings(config: LotteryConfig, task: LotteryTask) -> dict:
     """Everything besides `rounds` and the baseline that changes a run's results."""
     def train_fields(train_config: TrainConfig) -> dict:
         fields = dataclasses.asdict(train_config)
+        if not train_config.augment.active:   # as settings.json had it before augmentation
+            fields.pop("augment")
         return {k: v for k, v in fields.items() if k not in SPEED_ONLY_FIELDS}
 
     settings = {

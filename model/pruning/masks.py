@@ -83,7 +83,7 @@ def check_masks_match(model: nn.Module, masks: Masks) -> None:
 def apply_masks_to_weights(model: nn.Module, masks: Masks) -> None:
     params = prunable_parameters(model)
     for name, mask in masks.items():
-        params[name].mul_(mask.to(params[name].dtype))
+        params[name].mul_(mask.to(device=params[name].device, dtype=params[name].dtype))
 
 
 @torch.no_grad()
@@ -92,7 +92,7 @@ def apply_masks_to_gradients(model: nn.Module, masks: Masks) -> None:
     for name, mask in masks.items():
         grad = params[name].grad
         if grad is not None:
-            grad.mul_(mask.to(grad.dtype))
+            grad.mul_(mask.to(device=grad.device, dtype=grad.dtype))
 
 
 @torch.no_grad()
@@ -106,7 +106,7 @@ def apply_masks_to_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.M
             continue
         for value in state.values():
             if torch.is_tensor(value) and value.shape == mask.shape:
-                value.mul_(mask.to(value.dtype))
+                value.mul_(mask.to(device=value.device, dtype=value.dtype))
 
 
 class MaskEnforcer:
@@ -124,12 +124,21 @@ class MaskEnforcer:
 
     def __init__(self, masks: Masks) -> None:
         self.masks = masks
+        self._moved: tuple[torch.device, Masks] | None = None
+
+    def _masks_for(self, model: nn.Module) -> Masks:
+        """The masks on the model's device (copied there once, not every step)."""
+        first = next(iter(prunable_parameters(model).values()), None)
+        device = torch.device("cpu") if first is None else first.device
+        if self._moved is None or self._moved[0] != device:
+            self._moved = (device, {name: mask.to(device) for name, mask in self.masks.items()})
+        return self._moved[1]
 
     def after_backward(self, model: nn.Module) -> None:
-        apply_masks_to_gradients(model, self.masks)
+        apply_masks_to_gradients(model, self._masks_for(model))
 
     def after_optimizer_step(self, model: nn.Module) -> None:
-        apply_masks_to_weights(model, self.masks)
+        apply_masks_to_weights(model, self._masks_for(model))
 
 
 def _keep_count(surviving: int, rate: float) -> int:
@@ -181,7 +190,8 @@ def magnitude_prune(model: nn.Module, masks: Masks, rate: float, scope: str = "g
     """New masks with a fraction `rate` of the survivors, smallest |w| first, removed."""
     check_masks_match(model, masks)
     params = prunable_parameters(model)
-    scores = {name: params[name].detach().abs() for name in masks}
+    # on the CPU, where the masks live: the same ranking whatever device trained the model
+    scores = {name: params[name].detach().abs().cpu() for name in masks}
     return _prune_by_scores(scores, masks, rate, scope)
 
 

@@ -37,6 +37,7 @@ from sparsespikformer.model.tracing.tensor_stats import (
     TensorStats,
     classify,
     exact_sum,
+    float64_capable,
     indicator,
     magnitudes,
 )
@@ -70,10 +71,16 @@ class LayerCounts:
         return LayerCounts(zeros, zeros, zeros, per_sample, events)
 
 
+def host(x: torch.Tensor) -> np.ndarray:
+    """A (small) reduction result as a numpy array: copied from the GPU if it is there
+    (free for a CPU tensor)."""
+    return x.detach().cpu().numpy()
+
+
 def sum_f64(x: torch.Tensor, axis=None) -> np.ndarray:
     """Σ of a (small) reduction result over `axis` (None: all) in float64 numpy: exact for
     its integers, and a few µs where a torch call costs ten."""
-    return x.numpy().sum(axis=axis, dtype=F64_NP)
+    return host(x).sum(axis=axis, dtype=F64_NP)
 
 
 def _per_sample(x: np.ndarray) -> np.ndarray:
@@ -83,7 +90,7 @@ def _per_sample(x: np.ndarray) -> np.ndarray:
 
 def nonzero_fanout(weight: torch.Tensor) -> np.ndarray:
     """Non-zero weights each input feature (and kernel tap) meets: (C_in[*kh*kw],) float64."""
-    return (weight.detach().flatten(1) != 0).sum(dim=0).numpy().astype(F64_NP)
+    return host((weight.detach().flatten(1) != 0).sum(dim=0)).astype(F64_NP)
 
 
 # ------------------------------------------------------------------------- token inputs
@@ -112,7 +119,7 @@ def reduce_tokens(x: torch.Tensor, stats: TensorStats, features: bool = True,
 
 def token_events(r: TokenReductions | ConvReductions) -> tuple[np.ndarray, np.ndarray]:
     """(T, N) events summed over the batch, and (B,) per sample."""
-    per_token = r.per_token.numpy()
+    per_token = host(r.per_token)
     return per_token.sum(axis=1, dtype=F64_NP), per_token.sum(axis=(0, 2), dtype=F64_NP)
 
 
@@ -163,16 +170,16 @@ class ConvReductions:
 
 @functools.lru_cache(maxsize=64)
 def _tap_selector(size: int, out_size: int, taps: int, stride: int, padding: int,
-                  dilation: int, dtype: torch.dtype) -> torch.Tensor:
+                  dilation: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """(taps, size) 0/1: which input rows (or columns) kernel tap i reads over all outputs.
 
-    Cached (one per layer geometry): callers must not modify it.
+    Cached (one per layer geometry and device): callers must not modify it.
     """
     selector = torch.zeros(taps, size, dtype=dtype)
     for tap in range(taps):
         positions = tap * dilation - padding + stride * torch.arange(out_size)
         selector[tap, positions[(positions >= 0) & (positions < size)]] = 1
-    return selector
+    return selector.to(device)
 
 
 def taps_inside(geometry: ConvGeometry, height: int, width: int) -> int:
@@ -181,10 +188,11 @@ def taps_inside(geometry: ConvGeometry, height: int, width: int) -> int:
     lands inside. Times C_in · C_out it is NeuroBench's dense count of a conv, which runs
     the layer with all-ones weights on an all-ones input (padding stays zero)."""
     (kh, kw), (h_out, w_out) = geometry.kernel, geometry.out_hw
+    cpu = torch.device("cpu")  # a count of the geometry alone: no tensor to follow
     rows = _tap_selector(height, h_out, kh, geometry.stride[0], geometry.padding[0],
-                         geometry.dilation[0], torch.float64)
+                         geometry.dilation[0], torch.float64, cpu)
     cols = _tap_selector(width, w_out, kw, geometry.stride[1], geometry.padding[1],
-                         geometry.dilation[1], torch.float64)
+                         geometry.dilation[1], torch.float64, cpu)
     return int(rows.sum()) * int(cols.sum())
 
 
@@ -200,11 +208,11 @@ def conv_tap_sums(x: torch.Tensor, geometry: ConvGeometry, stats: TensorStats) -
     (kh, kw), (h_out, w_out) = geometry.kernel, geometry.out_hw
     # One output of R·x·Cᵀ sums at most H·W inputs: float32 is exact for integers if small.
     exact_f32 = stats.integer and height * width * stats.bound < 2.0 ** 24
-    values = x if exact_f32 else x.to(F64)
+    values = x if exact_f32 else float64_capable(x).to(F64)
     rows = _tap_selector(height, h_out, kh, geometry.stride[0], geometry.padding[0],
-                         geometry.dilation[0], values.dtype)
+                         geometry.dilation[0], values.dtype, values.device)
     cols = _tap_selector(width, w_out, kw, geometry.stride[1], geometry.padding[1],
-                         geometry.dilation[1], values.dtype)
+                         geometry.dilation[1], values.dtype, values.device)
     column_taps = values @ cols.T  # (B, C, H, kw)
     # (B, C, kw, H) @ (H, kh): one GEMM rather than a batch of tiny ones
     taps = column_taps.transpose(2, 3) @ rows.T  # (B, C, kw, kh)
@@ -327,9 +335,9 @@ def matmul_counts_from(r: MatmulReductions, b_columns: int) -> LayerCounts:
     """Input element a[m, j] meets the non-zeros of row j of b, so
     Σ_{m,j} a[m,j] · nnz(b[j, :]) = Σ_j (Σ_m a[m,j]) · nnz(b[j, :]).
     """
-    columns = r.a_columns.numpy().astype(F64_NP)
-    columns_nz = columns if r.a_columns_nz is None else r.a_columns_nz.numpy().astype(F64_NP)
-    b_nonzeros = r.b_row_nonzeros.numpy().astype(F64_NP)
+    columns = host(r.a_columns).astype(F64_NP)
+    columns_nz = columns if r.a_columns_nz is None else host(r.a_columns_nz).astype(F64_NP)
+    b_nonzeros = host(r.b_row_nonzeros).astype(F64_NP)
     per_sample = _per_sample(columns)
     return LayerCounts(
         sops=per_sample * float(b_columns),

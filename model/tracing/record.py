@@ -22,6 +22,7 @@ from sparsespikformer.model.tracing.counts import LayerCounts
 from sparsespikformer.model.tracing.neurobench import neurobench_metrics
 from sparsespikformer.model.tracing.recorder import LayerRecord, TraceRecorder, _block_of
 from sparsespikformer.model.tracing.row_events import RowEventRecorder
+from sparsespikformer.model.training.devices import autocast
 from sparsespikformer.simulator.errors import InputError
 from sparsespikformer.simulator.trace import (
     SAMPLE_ROW_EVENTS_ARRAY,
@@ -42,8 +43,15 @@ _RESIDUAL_INPUT_SUFFIXES = ("q_linear", "k_linear", "v_linear", "q_conv", "k_con
 def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None = None, *,
                  batch_size: int = 64, preset: str = "", dataset: str = "", seed: int = 0,
                  real_stats_samples: int | None = None,
-                 progress: bool = False) -> Trace:
+                 progress: bool = False, amp: str = "off") -> Trace:
     """Trace `inputs` (S, C, H, W) or (S, T, C, H, W) through `model` (put in eval mode).
+
+    Runs on the model's device (the inputs follow it batch by batch; the statistics are
+    reduced there and only small sums come back), under autocast for `amp` (bf16/fp16:
+    recorded in the manifest's optional `amp` key; the LIF and spike products stay float32,
+    the recorder reads half-precision tensors in float32, which is exact). Counts are exact
+    functions of the spikes, so a trace recorded on another device equals this one wherever
+    the spikes do (see docs/trace-format.md for the tolerance).
 
     `labels` (S,) give the manifest's accuracy. Counts are per sample, averaged over S,
     exact over every sample. `real_stats_samples` trades some exactness for speed: the
@@ -62,6 +70,7 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
     if labels is not None and labels.shape[0] != inputs.shape[0]:
         raise InputError(f"record_trace: {inputs.shape[0]} inputs but {labels.shape[0]} labels")
     config = model.config
+    device = _model_device(model)
     was_training = model.training
     model.eval()
     correct = described = 0
@@ -71,14 +80,15 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
         with recorder, row_events:
             starts = range(0, inputs.shape[0], batch_size)
             for start in tqdm(starts, desc="trace", unit="batch", disable=not progress):
-                batch = inputs[start:start + batch_size]
+                batch = inputs[start:start + batch_size].to(device)
                 recorder.describe_real_values = (real_stats_samples is None
                                                  or start < real_stats_samples)
                 described += batch.shape[0] if recorder.describe_real_values else 0
-                logits = model(batch)
+                with autocast(device, amp):
+                    logits = model(batch)
                 if labels is not None:
                     batch_labels = labels[start:start + batch_size]
-                    correct += int((logits.argmax(dim=1) == batch_labels).sum())
+                    correct += int((logits.argmax(dim=1).cpu() == batch_labels).sum())
     finally:
         model.train(was_training)
     samples = inputs.shape[0]
@@ -95,9 +105,16 @@ def record_trace(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | 
         neurobench=neurobench_metrics(model, recorder.records.values(), samples),
         real_stats_samples=described,
     )
+    if amp != "off":
+        manifest["amp"] = amp
     layers = pd.DataFrame(list(rows))
     return Trace(manifest=manifest, layers=layers,
                  arrays={row["layer"]: array for row, array in zip(rows, arrays, strict=True)})
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    first = next(iter(model.parameters()), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def _sample_shape(inputs: torch.Tensor) -> list[int]:
@@ -160,7 +177,7 @@ def _value_kind(record: LayerRecord) -> str:
 def _nonzeros_per_out_channel(weight: torch.Tensor | None, channels: int) -> np.ndarray:
     if weight is None:
         return np.zeros(channels, dtype=np.int64)
-    return (weight != 0).flatten(1).sum(dim=1).numpy().astype(np.int64)
+    return (weight != 0).flatten(1).sum(dim=1).cpu().numpy().astype(np.int64)
 
 
 def _selector_scorer(model: nn.Module) -> str | None:

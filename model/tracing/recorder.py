@@ -49,6 +49,7 @@ from sparsespikformer.model.tracing.tensor_stats import (
     StatsCache,
     TensorStats,
     nonzero_count,
+    reads_float32,
     signed_total,
     spike_stats,
     summarize_real,
@@ -155,6 +156,9 @@ class TraceRecorder:
         self._cache.scratch.release()
 
     def _hook_for(self, name: str, module: nn.Module):
+        return reads_float32(self._observer_for(name, module))
+
+    def _observer_for(self, name: str, module: nn.Module):
         handler = _handler_of(module)
         if handler == "matmul":
             return lambda mod, inputs, out: self._on_matmul(name, mod, inputs, out)

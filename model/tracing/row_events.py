@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sparsespikformer.model.tracing.recorder import _handler_of, _is_pointwise, recorded_modules
+from sparsespikformer.model.tracing.tensor_stats import reads_float32
 
 ROW_EVENT_SAMPLES = 64  # samples kept: enough for per-inference statistics, small on disk
 
@@ -48,7 +49,8 @@ class RowEventRecorder:
                 hook = self._weighted_hook(name, module)
             else:
                 continue
-            self._handles.append(module.register_forward_hook(hook))
+            # under autocast the sums (and the receptive-field conv) stay exact float32
+            self._handles.append(module.register_forward_hook(reads_float32(hook)))
         return self
 
     def __exit__(self, *exc) -> None:

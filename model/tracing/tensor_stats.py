@@ -81,13 +81,15 @@ class Scratch:
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[torch.dtype, torch.Tensor] = {}
+        self._buffers: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
 
     def like(self, x: torch.Tensor) -> torch.Tensor:
-        """Uninitialised, contiguous, with x's shape and dtype."""
-        buffer = self._buffers.get(x.dtype)
+        """Uninitialised, contiguous, with x's shape, dtype and device."""
+        key = (x.dtype, x.device)
+        buffer = self._buffers.get(key)
         if buffer is None or buffer.numel() < x.numel():
-            buffer = self._buffers[x.dtype] = torch.empty(x.numel(), dtype=x.dtype)
+            buffer = self._buffers[key] = torch.empty(x.numel(), dtype=x.dtype,
+                                                      device=x.device)
         return buffer[:x.numel()].view(x.shape)
 
     def release(self) -> None:
@@ -112,7 +114,13 @@ def exact_sum(x: torch.Tensor, dim: int | Sequence[int] | None, stats: TensorSta
     reduced = prod(x.shape[d] for d in dims)
     if stats.integer and reduced * stats.bound < F32_EXACT_LIMIT:
         return x.sum() if dim is None else x.sum(dim=dim)
+    x = float64_capable(x)
     return x.sum(dtype=F64) if dim is None else x.sum(dim=dim, dtype=F64)
+
+
+def float64_capable(x: torch.Tensor) -> torch.Tensor:
+    """x where float64 arithmetic runs: Apple GPUs (MPS) have none, so the CPU there."""
+    return x.cpu() if x.device.type == "mps" else x
 
 
 def indicator(x: torch.Tensor, stats: TensorStats, scratch: Scratch | None = None
@@ -184,6 +192,7 @@ def _total(flat: torch.Tensor, exact: bool, bound: float) -> float:
         row = flat.numel() if bound == 0 else max(1, int(F32_EXACT_LIMIT // (2 * bound)))
     else:
         row = 4096
+    flat = float64_capable(flat)
     if row >= flat.numel():
         return float(flat.sum(dtype=F64) if flat.dtype == F64 else flat.sum())
     full = flat.numel() - flat.numel() % row
@@ -272,3 +281,33 @@ def _memory_key(x: torch.Tensor, with_layout: bool) -> tuple:
     version = None if x.is_inference() else x._version
     key = (start, x.numel(), x.dtype, version)
     return key + (tuple(x.shape), x.stride()) if with_layout else key
+
+
+def reads_float32(hook):
+    """A forward hook that works in float32 under autocast: it sees half-precision tensors
+    converted to float32 (exact: every bf16 / fp16 value is a float32) and its own
+    reductions (sums, tap matmuls) are not lowered, since the exact float32 sums here
+    assume float32."""
+    def float32_hook(module, inputs, out):
+        outs = out if isinstance(out, tuple) else (out,)
+        tensors = [t for t in (*inputs, *outs) if torch.is_tensor(t)]
+        if not any(_is_half(t) for t in tensors) and not _autocasting(tensors):
+            return hook(module, inputs, out)
+        inputs = tuple(_float32(t) for t in inputs)
+        out = tuple(_float32(t) for t in outs) if isinstance(out, tuple) else _float32(out)
+        with torch.autocast(tensors[0].device.type, enabled=False):
+            return hook(module, inputs, out)
+    return float32_hook
+
+
+def _autocasting(tensors: list[torch.Tensor]) -> bool:
+    device = tensors[0].device.type if tensors else "cpu"
+    return device in ("cpu", "cuda", "mps") and torch.is_autocast_enabled(device)
+
+
+def _is_half(t) -> bool:
+    return torch.is_tensor(t) and t.dtype in (torch.float16, torch.bfloat16)
+
+
+def _float32(t):
+    return t.float() if _is_half(t) else t

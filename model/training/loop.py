@@ -14,10 +14,18 @@ later stages reuse it instead of copying it:
   label smoothing and mixup already applied; `images` are the (mixed) inputs.
 
 Resuming: every epoch ends with an atomic `out_dir/checkpoint.pt` (model,
-optimizer, step, epoch, torch RNG state, history, config). Shuffling,
-flips and mixup draw from generators derived from (seed, epoch), and the
-learning rate is a function of the step, so an interrupted run that is
+optimizer, step, epoch, torch RNG state, history, config, and what ran it:
+world size, device type, AMP mode). Shuffling, flips, augmentations and
+mixup draw from generators derived from (seed, epoch) (`batches.py`), and
+the learning rate is a function of the step, so an interrupted run that is
 started again ends bit-identical to one that never stopped.
+
+Devices and scale (`Runtime`, `devices.py`, `distributed.py`): the model,
+its optimizer state and every batch live on `runtime.device`; the forward
+pass runs under autocast for `runtime.amp` (a gradient scaler for fp16).
+Under torchrun the model is wrapped in DistributedDataParallel, each rank
+trains its share of every global batch, metrics are summed over ranks and
+rank 0 alone writes checkpoints, logs and progress bars.
 """
 
 from __future__ import annotations
@@ -33,27 +41,46 @@ from typing import Callable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
 from sparsespikformer.model.data import Dataset
+from sparsespikformer.model.data.augment import AugmentConfig, BatchAugment
+from sparsespikformer.model.training.batches import (
+    EpochBatches,
+    mixup,
+    soft_cross_entropy,
+    soft_targets,
+    steps_per_epoch,
+)
 from sparsespikformer.model.training.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     load_training_checkpoint,
     save_checkpoint,
 )
+from sparsespikformer.model.training.devices import Runtime, autocast, grad_scaler
+from sparsespikformer.model.training.distributed import (
+    Shard,
+    all_reduce_sum,
+    broadcast_tensors,
+    current_shard,
+    run_on_main,
+)
+from sparsespikformer.model.training.evaluation import evaluate
 from sparsespikformer.model.training.schedule import WarmupCosineSchedule
-from sparsespikformer.model.training.seeding import (
-    deterministic_algorithms,
-    epoch_generator,
-    epoch_numpy_rng,
-    torch_threads,
+from sparsespikformer.model.training.seeding import deterministic_algorithms, torch_threads
+from sparsespikformer.model.training.sync_batchnorm import (
+    to_plain_batchnorm,
+    to_sync_batchnorm,
 )
 from sparsespikformer.simulator.atomic import atomic_write_text
 from sparsespikformer.simulator.checks import SEED_LIMIT
 from sparsespikformer.simulator.errors import InputError
+
+__all__ = ["CHECKPOINT_NAME", "HISTORY_NAME", "TrainConfig", "TrainHooks", "build_optimizer",
+           "default_loss", "evaluate", "mixup", "soft_cross_entropy", "soft_targets",
+           "steps_per_epoch", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +119,7 @@ class TrainConfig:
     num_workers: int = 0              # decoder processes for lazily loaded image folders only
     num_threads: int | None = None    # torch intra-op threads while training; None: torch's
     deterministic: bool = True        # torch.use_deterministic_algorithms during training
+    augment: AugmentConfig = AugmentConfig()  # batched crop / RandAugment / erasing (recipes)
 
     def __post_init__(self) -> None:
         # NaN passes no range test below (every comparison is False) and inf trains to NaN.
@@ -115,42 +143,17 @@ class TrainConfig:
             raise InputError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.num_threads is not None and self.num_threads <= 0:
             raise InputError(f"num_threads must be positive, got {self.num_threads}")
+        if not isinstance(self.augment, AugmentConfig):
+            raise InputError(f"augment must be an AugmentConfig, got {self.augment!r}")
 
     def mixup_active(self, epoch: int) -> bool:
         return self.mixup_alpha > 0 and (self.mixup_off_epoch is None
                                          or epoch < self.mixup_off_epoch)
 
 
-# ---------------------------------------------------------------- losses, targets
-
-
-def soft_targets(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    """One-hot labels with `smoothing` spread evenly over all classes: (B, K)."""
-    off_value = smoothing / num_classes
-    targets = torch.full((labels.shape[0], num_classes), off_value)
-    targets.scatter_(1, labels[:, None], 1.0 - smoothing + off_value)
-    return targets
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of -sum_k target_k log softmax(logits)_k."""
-    return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
-
-
 def default_loss(model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                  logits: torch.Tensor) -> torch.Tensor:
     return soft_cross_entropy(logits, targets)
-
-
-def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Blend every sample with a random partner of the same batch."""
-    partner = torch.randperm(images.shape[0], generator=generator)        # (B,)
-    mixed = lam * images + (1.0 - lam) * images[partner]
-    return mixed, lam * targets + (1.0 - lam) * targets[partner]
-
-
-# ---------------------------------------------------------------- optimizer, batches
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
@@ -162,57 +165,6 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
-
-
-def steps_per_epoch(num_samples: int, batch_size: int) -> int:
-    """Full batches only (the partial last batch is dropped, as in timm's loader;
-    a different shuffle each epoch still visits every sample)."""
-    steps = num_samples // batch_size
-    if steps == 0:
-        raise InputError(f"batch_size {batch_size} is larger than the training set "
-                         f"({num_samples} samples)")
-    return steps
-
-
-def iterate_batches(dataset: Dataset, batches: torch.Tensor, generator: torch.Generator | None,
-                    num_workers: int):
-    """Yield (images, labels) for each row of `batches` (num_batches, batch_size)."""
-    lazy = hasattr(dataset, "augment_batch")
-    if num_workers == 0 or not lazy:
-        for indices in batches:
-            yield dataset.get_batch(indices, generator)
-        return
-    # Decoding runs in worker processes; random flips stay in this process so
-    # they come from the seeded generator in a fixed order.
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches.tolist(),
-                                         num_workers=num_workers)
-    for images, labels in loader:
-        yield dataset.augment_batch(images, generator), labels
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256) -> dict[str, float]:
-    """Top-1 accuracy (0..1) and mean cross-entropy loss (no smoothing) on `dataset`."""
-    num_samples = len(dataset)
-    if num_samples == 0:
-        raise InputError(f"{dataset.info.source}: the {dataset.info.split} split is empty")
-    was_training = model.training
-    model.eval()
-    loss_sum, correct = 0.0, 0
-    order = torch.arange(num_samples)
-    try:
-        for indices in order.split(batch_size):
-            images, labels = dataset.get_batch(indices)
-            logits = model(images)                                      # (B, K)
-            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-            correct += int((logits.argmax(dim=-1) == labels).sum())
-    finally:
-        model.train(was_training)
-    return {"accuracy": correct / num_samples, "loss": loss_sum / num_samples,
-            "samples": float(num_samples)}
 
 
 # ---------------------------------------------------------------- training
@@ -235,8 +187,27 @@ class _RunState:
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """Everything one run trains with."""
+
+    model: nn.Module                  # the model itself (hooks, checkpoints)
+    forward: nn.Module                # what runs the forward: the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    runtime: Runtime
+    device: torch.device
+    shard: Shard
+    augment: BatchAugment | None
+
+
+# Fields added after checkpoints were first written: an old checkpoint ran with the default.
+_ADDED_FIELDS = {"augment": dataclasses.asdict(AugmentConfig())}
+
+
 def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
     current = dataclasses.asdict(config)
+    saved = {**_ADDED_FIELDS, **saved}
     changed = sorted(k for k in current if k not in _RESUMABLE_CHANGES
                      and saved.get(k) != current[k])
     if changed:
@@ -248,8 +219,7 @@ def _check_resumable(saved: dict, config: TrainConfig, path: Path) -> None:
                        "stretches from here", path, config.epochs, saved.get("epochs"))
 
 
-def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            config: TrainConfig) -> _RunState:
+def _resume(path: Path, parts: _Parts, config: TrainConfig) -> _RunState:
     state = load_training_checkpoint(path)
     _check_resumable(state["config"], config, path)
     if state["epoch"] > config.epochs:
@@ -257,72 +227,118 @@ def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                          f"{config.epochs}; use a new output folder or epochs >= "
                          f"{state['epoch']}")
     try:
-        model.load_state_dict(state["model"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
+        parts.model.load_state_dict(state["model"], strict=True)
+        parts.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
+        if "grad_scaler" in state and parts.scaler.is_enabled():
+            parts.scaler.load_state_dict(state["grad_scaler"])
+        if "cuda_rng" in state and parts.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], parts.device)
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         summary = " ".join(str(err).split())[:300]
         raise InputError(f"{path}: checkpoint does not fit this model ({summary})") from err
-    logger.info("resuming from %s after epoch %d", path, state["epoch"])
+    if parts.shard.is_main:
+        logger.info("resuming from %s after epoch %d", path, state["epoch"])
     return _RunState(epoch=state["epoch"], history=list(state["history"]))
 
 
-def _save(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-          config: TrainConfig, run: _RunState, step: int, metadata: dict) -> None:
-    save_checkpoint(out_dir / CHECKPOINT_NAME, {
+def runtime_record(parts: _Parts) -> dict:
+    """What ran an epoch: recorded in every checkpoint and history row."""
+    return {"world_size": parts.shard.world_size, "device_type": parts.device.type,
+            "amp": parts.runtime.amp}
+
+
+def _save(out_dir: Path, parts: _Parts, config: TrainConfig, run: _RunState, step: int,
+          metadata: dict) -> None:
+    state = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": parts.model.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
         "step": step,
         "epoch": run.epoch,
         "torch_rng": torch.get_rng_state(),
         "history": run.history,
         "config": dataclasses.asdict(config),
         "metadata": metadata,
-    })
+        "runtime": runtime_record(parts),
+    }
+    if parts.scaler.is_enabled():
+        state["grad_scaler"] = parts.scaler.state_dict()
+    if parts.device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(parts.device)
+    save_checkpoint(out_dir / CHECKPOINT_NAME, state)
     atomic_write_text(out_dir / HISTORY_NAME, pd.DataFrame(run.history).to_csv(index=False))
 
 
-def _train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train_set: Dataset,
-                     config: TrainConfig, schedule: WarmupCosineSchedule, spe: int, epoch: int,
+def _train_one_epoch(parts: _Parts, train_set: Dataset, config: TrainConfig,
+                     schedule: WarmupCosineSchedule, spe: int, epoch: int,
                      hooks: TrainHooks, progress: bool) -> dict[str, float]:
-    generator = epoch_generator(config.seed, epoch)
-    beta_rng = epoch_numpy_rng(config.seed, epoch)
-    order = torch.randperm(len(train_set), generator=generator)
-    batches = order[: spe * config.batch_size].view(spe, config.batch_size)   # (S, B)
-    num_classes = train_set.info.num_classes
-    model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
-    bar = tqdm(iterate_batches(train_set, batches, generator, config.num_workers), total=spe,
-               desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr,
-               disable=not progress, leave=False, dynamic_ncols=True)
-    for batch_index, (images, labels) in enumerate(bar):
-        step = epoch * spe + batch_index
-        lr = schedule.lr_at(step)
-        for group in optimizer.param_groups:
+    batches = EpochBatches(
+        train_set, batch_size=config.batch_size, seed=config.seed, epoch=epoch,
+        mixup_alpha=config.mixup_alpha if config.mixup_active(epoch) else None,
+        label_smoothing=config.label_smoothing, shard=parts.shard, device=parts.device,
+        augment=parts.augment, num_workers=config.num_workers)
+    parts.forward.train()
+    # loss x samples, correct, samples: summed on the device, read once per epoch
+    sums = torch.zeros(3, dtype=torch.float64, device=parts.device)
+    bar = tqdm(batches, total=spe, desc=f"epoch {epoch + 1}/{config.epochs}",
+               file=sys.stderr, disable=not (progress and parts.shard.is_main), leave=False,
+               dynamic_ncols=True)
+    for batch_index, batch in enumerate(bar):
+        lr = schedule.lr_at(epoch * spe + batch_index)
+        for group in parts.optimizer.param_groups:
             group["lr"] = lr
-        targets = soft_targets(labels, num_classes, config.label_smoothing)   # (B, K)
-        if config.mixup_active(epoch):
-            lam = float(beta_rng.beta(config.mixup_alpha, config.mixup_alpha))
-            images, targets = mixup(images, targets, lam, generator)
-        logits = model(images)                                                 # (B, K)
-        loss = hooks.loss_fn(model, images, targets, logits)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        with autocast(parts.device, parts.runtime.amp):
+            logits = parts.forward(batch.images)                              # (b, K)
+            loss = hooks.loss_fn(parts.model, batch.images, batch.targets, logits)
+        parts.optimizer.zero_grad(set_to_none=True)
+        parts.scaler.scale(loss).backward()
         if hooks.after_backward is not None:
-            hooks.after_backward(model)
-        optimizer.step()
+            hooks.after_backward(parts.model)
+        parts.scaler.step(parts.optimizer)
+        parts.scaler.update()
         if hooks.after_optimizer_step is not None:
-            hooks.after_optimizer_step(model)
-        loss_sum += loss.item() * labels.shape[0]
+            hooks.after_optimizer_step(parts.model)
+        samples = batch.labels.shape[0]
         # Under mixup the dominant of the two blended labels counts as the answer.
-        correct += int((logits.detach().argmax(dim=-1) == targets.argmax(dim=-1)).sum())
-        seen += labels.shape[0]
-        if batch_index % 10 == 0:
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        correct = (logits.detach().argmax(dim=-1) == batch.targets.argmax(dim=-1)).sum()
+        sums += torch.stack([loss.detach().double() * samples, correct.double(),
+                             torch.tensor(float(samples), dtype=torch.float64,
+                                          device=parts.device)])
+        if batch_index % 10 == 0 and not bar.disable:
+            loss_sum, right, seen = sums.tolist()
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{right / seen:.3f}")
     bar.close()
-    return {"train_loss": loss_sum / seen, "train_accuracy": correct / seen, "lr": lr}
+    loss_sum, right, seen = all_reduce_sum(sums).tolist()
+    return {"train_loss": loss_sum / seen, "train_accuracy": right / seen, "lr": lr}
+
+
+def _assemble(model: nn.Module, config: TrainConfig, runtime: Runtime,
+              input_shape: tuple[int, ...]) -> _Parts:
+    device = runtime.torch_device()
+    shard = current_shard()
+    model.to(device)
+    if shard.world_size > 1 and runtime.sync_bn:
+        to_sync_batchnorm(model, device)   # new layers: before the optimizer takes them
+    elif runtime.sync_bn:
+        logger.warning("--sync-bn without torchrun: one process already sees the whole batch")
+    optimizer = build_optimizer(model, config)
+    forward = model
+    if shard.world_size > 1:
+        forward = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    augment = BatchAugment(config.augment, input_shape) if config.augment.active else None
+    return _Parts(model, forward, optimizer, grad_scaler(device, runtime.amp), runtime,
+                  device, shard, augment)
+
+
+def _share_buffers(model: nn.Module) -> None:
+    """Rank 0's batch-norm running statistics on every rank (those it saves), so all
+    ranks evaluate the model the checkpoint holds."""
+    buffers = dict(model.named_buffers())
+    for name, value in broadcast_tensors(buffers).items():
+        buffers[name].copy_(value)
 
 
 def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: TrainConfig,
@@ -330,12 +346,15 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: Train
           loss_fn: LossFn | None = None,
           after_backward: ModelHook | None = None,
           after_optimizer_step: ModelHook | None = None,
-          metadata: dict | None = None) -> pd.DataFrame:
+          metadata: dict | None = None,
+          runtime: Runtime | None = None) -> pd.DataFrame:
     """Train `model` for `config.epochs`, resuming from `out_dir` if it holds a checkpoint.
 
     Returns the history, one row per epoch: epoch, train_loss, train_accuracy,
-    test_loss, test_accuracy, lr, seconds. `metadata` (plain values, e.g. the
-    preset name and data spec) is stored in the checkpoint.
+    test_loss, test_accuracy, lr, seconds, world_size, device_type, amp. `metadata`
+    (plain values, e.g. the preset name and data spec) is stored in the checkpoint.
+    `runtime` (default: `Runtime()`, the best device, float32) says where and how it runs;
+    the model is left on that device. Under torchrun every rank calls this alike.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,25 +362,37 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset, config: Train
     schedule = WarmupCosineSchedule(base_lr=config.lr, min_lr=config.min_lr,
                                     warmup_steps=round(config.warmup_epochs * spe),
                                     total_steps=config.epochs * spe)
-    optimizer = build_optimizer(model, config)
+    parts = _assemble(model, config, runtime or Runtime(), train_set.info.input_shape)
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    run = (_resume(checkpoint_path, model, optimizer, config) if checkpoint_path.exists()
-           else _RunState())
+    run = _resume(checkpoint_path, parts, config) if checkpoint_path.exists() else _RunState()
     hooks = TrainHooks(loss_fn=loss_fn or default_loss, after_backward=after_backward,
                        after_optimizer_step=after_optimizer_step)
-    with deterministic_algorithms(config.deterministic), torch_threads(config.num_threads):
-        for epoch in range(run.epoch, config.epochs):
-            started = time.perf_counter()
-            row = _train_one_epoch(model, optimizer, train_set, config, schedule, spe,
-                                   epoch, hooks, progress)
-            scores = evaluate(model, test_set, config.eval_batch_size)
-            row = {"epoch": epoch + 1, **row, "test_loss": scores["loss"],
-                   "test_accuracy": scores["accuracy"],
-                   "seconds": time.perf_counter() - started}
-            run.history.append(row)
-            run.epoch = epoch + 1
-            _save(out_dir, model, optimizer, config, run, run.epoch * spe, metadata or {})
-            logger.info("epoch %d/%d: train loss %.4f acc %.4f, test loss %.4f acc %.4f (%.1f s)",
-                        run.epoch, config.epochs, row["train_loss"], row["train_accuracy"],
-                        row["test_loss"], row["test_accuracy"], row["seconds"])
+    try:
+        with deterministic_algorithms(config.deterministic), torch_threads(config.num_threads):
+            for epoch in range(run.epoch, config.epochs):
+                _run_epoch(parts, train_set, test_set, config, schedule, spe, epoch, hooks,
+                           progress, run, out_dir, metadata or {})
+    finally:
+        if parts.forward is not model and parts.runtime.sync_bn:
+            to_plain_batchnorm(model)
     return pd.DataFrame(run.history)
+
+
+def _run_epoch(parts: _Parts, train_set: Dataset, test_set: Dataset, config: TrainConfig,
+               schedule: WarmupCosineSchedule, spe: int, epoch: int, hooks: TrainHooks,
+               progress: bool, run: _RunState, out_dir: Path, metadata: dict) -> None:
+    started = time.perf_counter()
+    row = _train_one_epoch(parts, train_set, config, schedule, spe, epoch, hooks, progress)
+    _share_buffers(parts.model)
+    scores = evaluate(parts.model, test_set, config.eval_batch_size, amp=parts.runtime.amp,
+                      shard=parts.shard)
+    row = {"epoch": epoch + 1, **row, "test_loss": scores["loss"],
+           "test_accuracy": scores["accuracy"], "seconds": time.perf_counter() - started,
+           **runtime_record(parts)}
+    run.history.append(row)
+    run.epoch = epoch + 1
+    run_on_main(_save, out_dir, parts, config, run, run.epoch * spe, metadata)
+    if parts.shard.is_main:
+        logger.info("epoch %d/%d: train loss %.4f acc %.4f, test loss %.4f acc %.4f (%.1f s)",
+                    run.epoch, config.epochs, row["train_loss"], row["train_accuracy"],
+                    row["test_loss"], row["test_accuracy"], row["seconds"])

@@ -2,12 +2,20 @@
 
 `digits_recipe()` is the tuned CPU recipe for the `*_digits` presets (measured by
 benchmarks/digits_training.py); the demo and the pruning stages reuse it.
-Everything else starts from the Spikformer CIFAR recipe (TrainConfig defaults:
-AdamW 5e-4, weight decay 0.06, cosine to 1e-5, label smoothing 0.1).
+Without `--recipe`, everything else starts from the TrainConfig defaults (the Spikformer
+optimizer: AdamW 5e-4, weight decay 0.06, cosine to 1e-5, label smoothing 0.1).
+
+The published recipes (`--recipe NAME`, `RECIPES`) carry docs/references.md's Spikformer CIFAR-10
+figures: 300 epochs, batch 128, AdamW lr 5e-4, weight decay 6e-2, cosine to 1e-5 after 20
+warm-up epochs, random crop with 4 pixels of padding, flips (the data set's), RandAugment
+m9, random erasing 0.25, mixup 0.5 switched off after epoch 200, label smoothing 0.1.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
+from sparsespikformer.model.data.augment import AugmentConfig
 from sparsespikformer.model.data.base import DatasetInfo
 from sparsespikformer.model.training.loop import TrainConfig
 from sparsespikformer.simulator.errors import InputError
@@ -29,11 +37,74 @@ def digits_recipe() -> TrainConfig:
                        min_lr=1e-5, label_smoothing=0.1, mixup_alpha=0.0, seed=0)
 
 
-def recipe_for(preset: str, data_spec: str) -> TrainConfig:
-    """The digits recipe for a digits preset on the digits data, else the defaults."""
+def recipe_for(preset: str, data_spec: str, recipe: str | None = None) -> TrainConfig:
+    """The named recipe's training settings; without one, the digits recipe for a digits
+    preset on the digits data, else the TrainConfig defaults."""
+    if recipe is not None:
+        return get_recipe(recipe).train
     if preset.endswith("_digits") and data_spec == "digits":
         return digits_recipe()
     return TrainConfig()
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A published training setting: the training run, and for pruning its LTH rounds."""
+
+    description: str
+    train: TrainConfig
+    # `prune` defaults (LotteryConfig fields: rounds, rate, rewind_epoch); flags win
+    lottery: dict = field(default_factory=dict)
+
+
+# Spikformer CIFAR-10 (docs/references.md; the reference code's cifar10.yml: timm's
+# rand-m9-n1-mstd0.4-inc1, reprob 0.25 with remode const, mixup 0.5 off at 200, cutmix 0).
+_SPIKFORMER_CIFAR = TrainConfig(
+    epochs=300, batch_size=128, lr=5e-4, weight_decay=6e-2, warmup_epochs=20, min_lr=1e-5,
+    label_smoothing=0.1, mixup_alpha=0.5, mixup_off_epoch=200,
+    augment=AugmentConfig(crop_padding=4, randaugment_ops=1, randaugment_magnitude=9,
+                          erase_prob=0.25))
+
+RECIPES: dict[str, Recipe] = {
+    "spikformer_cifar10": Recipe(
+        "Spikformer on CIFAR-10/100 (Zhou et al. 2023): 300 epochs, batch 128, AdamW 5e-4, "
+        "wd 0.06, 20 warm-up epochs, crop+flip+RandAugment m9+erasing 0.25, mixup 0.5 "
+        "until epoch 200, label smoothing 0.1", _SPIKFORMER_CIFAR),
+    # docs/references.md has no separate ImageNet figures: the same optimizer and schedule. The
+    # reference code's imagenet.yml crops nothing (scale 1.0: the whole image, resized) and
+    # runs timm's rand-m9-mstd0.5-inc1, i.e. two RandAugment operations.
+    "spikformer_imagenet": Recipe(
+        "Spikformer on ImageNet-style folders: the CIFAR figures, no crop (whole image "
+        "resized), RandAugment n2 m9", replace(
+            _SPIKFORMER_CIFAR, augment=AugmentConfig(crop_padding=0, randaugment_ops=2,
+                                                     randaugment_magnitude=9, erase_prob=0.25))),
+    # SparseSpikformer (docs/references.md): batch 64; LTH 25 % of the survivors per round, up to
+    # 15 rounds, global, late rewinding to epoch 20; the selector loss CE + 2.0 ratio MSE +
+    # 0.5 KL is SelectorLossConfig's default.
+    "sparsespikformer_cifar10": Recipe(
+        "SparseSpikformer on CIFAR-10: the Spikformer recipe at batch 64; prune: 15 IMP "
+        "rounds of 25 %, rewinding to epoch 20",
+        replace(_SPIKFORMER_CIFAR, batch_size=64),
+        lottery={"rounds": 15, "rate": 0.25, "rewind_epoch": 20}),
+    "digits": Recipe("the tuned CPU recipe of the *_digits presets (6 epochs, about a minute)",
+                     digits_recipe()),
+}
+
+
+def with_changes(base: TrainConfig, changes: dict) -> TrainConfig:
+    """`base` with the fields in `changes` replaced. A shorter run than the recipe's warm-up
+    (say `--recipe spikformer_cifar10 --epochs 5`) warms up over all of it, unless the
+    warm-up is among the changes."""
+    if "epochs" in changes and "warmup_epochs" not in changes:
+        changes = {**changes, "warmup_epochs": min(base.warmup_epochs, changes["epochs"])}
+    return replace(base, **changes)
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise InputError(f"--recipe {name!r}: unknown; expected one of "
+                         f"{', '.join(sorted(RECIPES))}")
+    return RECIPES[name]
 
 
 def model_overrides_for(preset_config, info: DatasetInfo) -> dict[str, int]:

@@ -34,6 +34,7 @@ from torch import nn
 
 from sparsespikformer.model.data import Dataset
 from sparsespikformer.model.nn.token_selector import token_selectors_of
+from sparsespikformer.model.training.devices import Runtime
 from sparsespikformer.model.training.loop import (
     CHECKPOINT_NAME,
     ModelHook,
@@ -99,10 +100,18 @@ class SelectorLoss:
         if self.config.ratio_weight > 0:
             loss = loss + self.config.ratio_weight * keep_ratio_loss(model)
         if self.teacher is not None and self.config.distill_weight > 0:
+            _move_to(self.teacher, images.device)
             with torch.no_grad():
                 teacher_logits = self.teacher(images)                     # (B, K)
             loss = loss + self.config.distill_weight * distillation_loss(logits, teacher_logits)
         return loss
+
+
+def _move_to(module: nn.Module, device: torch.device) -> None:
+    """The teacher follows the student's batches to their device (once)."""
+    first = next(iter(module.parameters()), None)
+    if first is not None and first.device != device:
+        module.to(device)
 
 
 def init_student_from_teacher(student: nn.Module, teacher_state: dict) -> None:
@@ -124,13 +133,15 @@ def train_selector(student: nn.Module, teacher: nn.Module, train_set: Dataset,
                    progress: bool = True, *,
                    after_backward: ModelHook | None = None,
                    after_optimizer_step: ModelHook | None = None,
-                   metadata: dict | None = None) -> pd.DataFrame:
+                   metadata: dict | None = None, runtime: Runtime | None = None
+                   ) -> pd.DataFrame:
     """Start `student` from `teacher` (unless resuming) and train it with `SelectorLoss`."""
     if not (Path(out_dir) / CHECKPOINT_NAME).is_file():
         init_student_from_teacher(student, teacher.state_dict())
     return train(student, train_set, test_set, config, out_dir, progress=progress,
                  loss_fn=SelectorLoss(teacher, loss_config), after_backward=after_backward,
-                 after_optimizer_step=after_optimizer_step, metadata=metadata)
+                 after_optimizer_step=after_optimizer_step, metadata=metadata,
+                 runtime=runtime)
 
 
 def load_teacher_for(student: nn.Module, path: str | Path, *, ema: bool = False

@@ -39,6 +39,8 @@ CASES = {
     "halves": torch.tensor([0.5, 0.0, 1.0]),
     "real": torch.randn(5, 6, generator=torch.Generator().manual_seed(3)),
     "negative zero": torch.tensor([-0.0, 1.0, 0.0]),
+    "denormals and signed zeros": torch.tensor([1e-45, -1e-45, 0.0, -0.0, -2.0]),
+    "dense real, no zero": torch.randn(64, 33, generator=torch.Generator().manual_seed(4)) + 9,
 }
 
 

@@ -5,9 +5,9 @@ import pytest
 from sparsespikformer.simulator import HwConfigError, load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.sram_table import SRAM_TABLE_45NM, sram_costs
 
-# REFERENCE.md: CACTI at 45 nm (Accelergy): (KiB, word bits, read pJ, write pJ)
+# docs/references.md: CACTI at 45 nm (Accelergy): (KiB, word bits, read pJ, write pJ)
 REFERENCE_CACTI = [(64, 64, 25.87, 19.65), (256, 256, 124.61, 118.03)]
-# REFERENCE.md: Horowitz ISSCC 2014, 45 nm, 64-bit access: 32 KB 20 pJ, 1 MB 100 pJ.
+# docs/references.md: Horowitz ISSCC 2014, 45 nm, 64-bit access: 32 KB 20 pJ, 1 MB 100 pJ.
 # (His 8 KB 10 pJ is not reproduced: CACTI gives 6.1 pJ, -39 %; docs/sram-tables.md.)
 HOROWITZ_HELD_OUT = [(32, 64, 20.0), (1024, 64, 100.0)]
 # CACTI 7.0 runs left out of the table (same configuration, capacities between its powers of
@@ -80,7 +80,7 @@ def test_widths_outside_the_table_keep_the_energy_per_bit():
 
 def test_auto_keys_resolve_to_numbers_and_follow_an_overridden_size():
     hw = load_hwconfig("sparse_int8_45nm")
-    memory = hw.weight_memory  # 256 KiB, 256-bit words: REFERENCE.md's CACTI figures
+    memory = hw.weight_memory  # 256 KiB, 256-bit words: docs/references.md's CACTI figures
     assert isinstance(memory.read_pj, float) and memory.read_pj == pytest.approx(124.61)
     assert hw.to_dict()["weight_memory"]["read_pj"] == "auto"
     bigger = load_hwconfig("sparse_int8_45nm", {"weight_memory.size_kib": 4096})

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from sparsespikformer.analysis.cli.arg_groups import add_progress_flag, progress_wanted
+from sparsespikformer.analysis.cli.arg_groups import (
+    add_progress_flag,
+    add_runtime,
+    progress_wanted,
+)
 from sparsespikformer.analysis.cli.arg_types import output_folder
 
 HELP = ("train, prune (LTH), select tokens, trace, simulate on every bundled accelerator, "
@@ -20,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a smoke run: fewer epochs, rounds and samples (minutes less, "
                              "numbers not meaningful)")
     add_progress_flag(parser)
+    add_runtime(parser, amp=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.demo import DemoConfig, run_demo
     from sparsespikformer.analysis.demo_summary import summary_table
 
-    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=progress_wanted(args))
+    config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=progress_wanted(args),
+                        device=args.device)
     if args.quick:
         config = quick_config(config)
     summary = run_demo(config)

@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sparsespikformer.analysis.cli.arg_groups import add_progress_flag, progress_wanted
+from sparsespikformer.analysis.cli.arg_groups import (
+    add_progress_flag,
+    add_runtime,
+    progress_wanted,
+    runtime_of,
+)
 from sparsespikformer.analysis.cli.arg_types import (
     finite_float,
     output_folder,
@@ -43,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=output_folder,
                         help="trace directory to write")
     add_progress_flag(parser)
+    add_runtime(parser)
     synthetic = parser.add_argument_group("synthetic traces (no weights, no data)")
     synthetic.add_argument("--synthetic", action="store_true",
                            help="assume statistics instead of running samples")
@@ -96,18 +102,20 @@ def _recorded(args: argparse.Namespace):
     from sparsespikformer.analysis.cli.model_loading import load_model_for_data
     from sparsespikformer.model.tracing.record import record_trace
 
+    runtime = runtime_of(args)
     torch.manual_seed(args.seed)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,
                                           img_size=args.img_size, ema=args.ema)
     if args.checkpoint is None:
         log.warning("no --checkpoint: tracing an untrained %s", loaded.preset)
+    loaded.model.to(runtime.torch_device())
     count = min(args.samples, len(dataset))
     images, labels = dataset.get_batch(torch.arange(count))
     return record_trace(loaded.model, images, labels, batch_size=args.batch_size,
                         preset=loaded.preset, dataset=loaded.data, seed=args.seed,
                         real_stats_samples=_real_stats_samples(args.real_stats_samples),
-                        progress=progress_wanted(args))
+                        progress=progress_wanted(args), amp=runtime.amp)
 
 
 def _real_stats_samples(text: str) -> int | None:

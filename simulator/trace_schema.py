@@ -96,7 +96,7 @@ CHANNEL_NNZ_ARRAY = "nnz_per_out_channel"
 SAMPLE_ROW_EVENTS_ARRAY = "sample_row_events"
 
 # Layer columns renamed in version 2: old name -> new name.
-_V1_RENAMED_COLUMNS = {"in_firing_rate": "in_nonzero_fraction",
+V1_RENAMED_COLUMNS = {"in_firing_rate": "in_nonzero_fraction",
                        "out_firing_rate": "out_nonzero_fraction"}
 
 
@@ -110,5 +110,5 @@ def upgrade(manifest: Mapping[str, Any], layers: pd.DataFrame
     if version not in (1, 2) or not isinstance(layers, pd.DataFrame):
         return manifest, layers
     if version == 1:
-        layers = layers.rename(columns=_V1_RENAMED_COLUMNS)
+        layers = layers.rename(columns=V1_RENAMED_COLUMNS)
     return {**manifest, "schema_version": SCHEMA_VERSION}, layers

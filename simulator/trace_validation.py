@@ -26,6 +26,7 @@ from sparsespikformer.simulator.trace_schema import (
     SAMPLE_ROW_EVENTS_ARRAY,
     SCHEMA_VERSION,
     SOURCES,
+    V1_RENAMED_COLUMNS,
     VALUE_KINDS,
     WEIGHTED_KINDS,
 )
@@ -62,12 +63,23 @@ def validate_manifest(manifest: Mapping[str, Any], origin: str) -> None:
             raise TraceError(f"{where}: keep_ratios: must be numbers in (0, 1], got {ratio!r}")
 
 
+def _renamed_hint(columns) -> str:
+    """Old column names in a table that claims the current schema (built in code, say)."""
+    old = [name for name in V1_RENAMED_COLUMNS if name in columns]
+    if not old:
+        return ""
+    renames = ", ".join(f"{name} -> {V1_RENAMED_COLUMNS[name]}" for name in old)
+    return (f" (renamed in trace schema 2: {renames}; docs/trace-format.md; a manifest with "
+            "schema_version 1 is upgraded on load)")
+
+
 def coerce_layers(layers: pd.DataFrame, where: str) -> pd.DataFrame:
     if not isinstance(layers, pd.DataFrame):
         raise TraceError(f"{where}: layer table must be a pandas DataFrame")
     missing = [c for c in LAYER_COLUMNS if c not in layers.columns]
     if missing:
-        raise TraceError(f"{where}: missing columns: {', '.join(missing)}")
+        raise TraceError(f"{where}: missing columns: {', '.join(missing)}"
+                         + _renamed_hint(layers.columns))
     if layers.empty:
         raise TraceError(f"{where}: no layers")
     # One DataFrame from all columns: inserting them one by one costs ~0.3 ms each.

@@ -235,6 +235,15 @@ def test_layer_table_without_layer_column_is_reported_before_the_arrays(tmp_path
         Trace.load(directory)
 
 
+def test_a_current_trace_built_with_the_v1_column_names_says_what_they_became():
+    trace = toy_trace()
+    old = trace.layers.rename(columns={"in_nonzero_fraction": "in_firing_rate"})
+    with pytest.raises(TraceError, match=r"missing columns: in_nonzero_fraction \(renamed "
+                                         r"in trace schema 2: in_firing_rate -> "
+                                         r"in_nonzero_fraction"):
+        Trace(manifest=trace.manifest, layers=old, arrays=trace.arrays)
+
+
 def test_flipped_bytes_in_compressed_arrays_are_reported(tmp_path):
     directory = toy_trace().save(tmp_path / "t")
     flip_compressed_bytes(directory / "arrays.npz")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from cli_helpers import exit_code
+from conftest import requires_torch
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.simulator.trace import Trace
 
 
+@requires_torch
 def test_trace_records_real_samples(tmp_path, capsys):
     out = tmp_path / "trace"
     argv = ["trace", "--preset", "spikformer_4_64_digits", "--samples", "8", "--batch-size", "4",
@@ -21,6 +23,7 @@ def test_trace_records_real_samples(tmp_path, capsys):
     assert "dense GFLOPs" in capsys.readouterr().out
 
 
+@requires_torch
 def test_trace_all_samples_described(tmp_path):
     out = tmp_path / "trace"
     assert main(["trace", "--preset", "spikformer_4_64_digits", "--samples", "6",
@@ -28,6 +31,7 @@ def test_trace_all_samples_described(tmp_path):
     assert Trace.load(out).manifest["real_stats_samples"] == 6
 
 
+@requires_torch  # the preset's layer shapes come from the model
 def test_trace_synthetic_full_size_preset(tmp_path):
     out = tmp_path / "synthetic"
     assert main(["trace", "--preset", "spikformer_8_512_imagenet", "--synthetic",

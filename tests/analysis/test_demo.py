@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from conftest import requires_torch
 from file_modes import assert_umask_modes, umask
 
 from sparsespikformer.analysis.accuracy import wilson_interval
@@ -16,6 +17,8 @@ from sparsespikformer.analysis.demo_summary import ACCURACY_KEYS
 from sparsespikformer.hwconfigs import list_hwconfigs
 from sparsespikformer.simulator import load_hwconfig, simulate
 from sparsespikformer.simulator.trace import Trace
+
+pytestmark = requires_torch  # the demo trains a model
 
 DIGITS_TEST_IMAGES = 360  # the bundled digits test split
 SUMMARY_FLOATS = ("weight_sparsity", "keep_ratio", "dense_gflops", "selected_gflops")

@@ -198,12 +198,15 @@ def residency_activities(plan: ResidencyPlan) -> list[Activity]:
 def _cold_start(hw: HwConfig, plan: ResidencyPlan, totals: dict[str, float],
                 traffic: MemoryTraffic) -> dict[str, float]:
     """Batch, weight bits, and the first batch's per-inference cost: the resident weights are
-    loaded once from DRAM and written into the weight memory before it starts."""
+    loaded once from DRAM (DRAM pJ/bit, then weight-memory writes) before it starts, the
+    chip leaking meanwhile; that one-off cost is shared by the batch's inferences."""
     batch = hw.schedule.batch
     resident = float(plan.resident_bits.sum())
     wm = hw.weight_memory
-    load_pj = resident * hw.dram.energy_pj_per_bit + resident / wm.word_bits * wm.write_pj
     load_s = resident / dram_bits_per_cycle(hw) / (hw.clock_mhz * HZ_PER_MHZ)
+    # the chip leaks while it waits for the load, as during any other cycle
+    load_pj = (resident * hw.dram.energy_pj_per_bit + resident / wm.word_bits * wm.write_pj
+               + hw.total_leakage_mw * load_s * PJ_PER_MILLIJOULE)
     return {
         "batch": float(batch),
         "batch_latency_s": totals["latency_s"] * batch,

@@ -14,7 +14,8 @@ density d. Which count a layer uses depends on its input kind and the policies:
       both                     effective_ops
 * rate inputs (a time average of spikes, r = c / T) under `rate_inputs: counts` are replayed
   as their spike counts: r·T events per element (sops and effective_ops times the trace's T),
-  then one shift per output (the division by T); under `rate_inputs: fraction` (the papers'
+  then one shift per output (the division by T, priced as one accumulate: a shift by a
+  constant costs no more than an add); under `rate_inputs: fraction` (the papers'
   convention) r costs r of an accumulate and no shift;
 * multiplier path (real inputs; integer and rate under `integer_inputs: multiply`): one MAC
   per (input, weight) pair: D, fr·D, D·d, nonzero_pairs. With no multiplier in the PE

@@ -6,7 +6,10 @@ not resident, is fetched from DRAM `f_i` times per inference (the schedule's fet
 the weights-outer loop order, or of the config's fixed order, over the batch). Keeping b bits
 of tensor i resident saves b·f_i DRAM bits per inference, so the plan maximises
 Σ resident_i·f_i subject to Σ resident_i <= C, 0 <= resident_i <= stored_i: a fractional
-knapsack, which the greedy fill solves exactly. Tensors are filled in order of f_i (DRAM bits
+knapsack, which the greedy fill solves exactly for those f_i. The f_i are those of the
+weights-outer order (or the config's fixed order); with `loop_order: auto` the mapper picks
+each layer's order afterwards (memory.py), so the plan is optimal for the assumed order, not
+over every order a layer could take. Tensors are filled in order of f_i (DRAM bits
 saved per resident bit), highest first, ties in execution order; the last one that does not
 fit is resident in part (its first resident_i bits), the rest streams.
 
@@ -47,7 +50,7 @@ class ResidencyPlan:
 
 def plan_residency(stored_bits: np.ndarray, fetches_per_inference: np.ndarray,
                    capacity_bits: float) -> ResidencyPlan:
-    """The greedy (optimal) plan described in the module docstring."""
+    """The greedy plan of the module docstring (optimal for its fetch counts f_i)."""
     stored = np.asarray(stored_bits, dtype=np.float64)
     fetches = np.asarray(fetches_per_inference, dtype=np.float64)
     order = np.lexsort((np.arange(stored.size), -fetches))  # f_i descending, then position

@@ -5,7 +5,9 @@ An SRAM key written `auto` in a hardware config (`read_pj`, `write_pj`, `leakage
 the config's `technology_nm`, at the memory's `size_kib` and `word_bits`:
 
 * within the table: per word width, log(value) is interpolated linearly in log2(capacity)
-  (beyond the table's first or last capacity, the end segment is extended); between two
+  (above the table's last capacity the end segment is extended; below its first, 1 KiB, the
+  first capacity's values are kept: a smaller array's cost is its periphery's, and the
+  extended slope went to unphysical values, 0.06 pJ a read at 0.01 KiB); between two
   tabulated widths, log(value) is interpolated linearly in log2(width);
 * a width outside the tabulated ones scales energy in proportion to the width (constant
   energy per bit) from the nearest tabulated width; leakage and area per KiB are taken at
@@ -151,10 +153,11 @@ def _interpolate(table: np.ndarray, size_kib: float, word_bits: int, column: int
 
 
 def _along_capacity(table: np.ndarray, width: float, size_kib: float, column: int) -> float:
-    """log(value) piecewise linear in log2(capacity) for one word width, ends extended."""
+    """log(value) piecewise linear in log2(capacity) for one word width; the last segment
+    extended above the table, the first capacity's value kept below it."""
     rows = table[table[:, 1] == width]
     x, y = np.log2(rows[:, 0]), np.log(rows[:, column])
-    at = math.log2(size_kib)
+    at = max(math.log2(size_kib), float(x[0]))
     i = int(np.clip(np.searchsorted(x, at) - 1, 0, len(x) - 2))
     slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
     return float(math.exp(y[i] + slope * (at - x[i])))

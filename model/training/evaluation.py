@@ -9,7 +9,7 @@ from torch import nn
 
 from sparsespikformer.model.data import Dataset
 from sparsespikformer.model.training.devices import autocast
-from sparsespikformer.model.training.distributed import Shard, all_reduce_sum
+from sparsespikformer.model.training.distributed import Shard, all_reduce_sum, current_shard
 from sparsespikformer.simulator.errors import InputError
 
 
@@ -28,7 +28,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, *, amp: 
     num_samples = len(dataset)
     if num_samples == 0:
         raise InputError(f"{dataset.info.source}: the {dataset.info.split} split is empty")
-    shard = shard or Shard()
+    shard = shard or current_shard()  # all_reduce_sum below adds over the process group
     device = _model_device(model)
     was_training = model.training
     model.eval()

@@ -45,9 +45,14 @@ def test_bad_scale_flags_are_one_line_and_exit_2(argv, message, tmp_path, capsys
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_on_a_cpu_machine_is_a_one_line_error(tmp_path, capsys):
-    assert exit_code(["train", *_TINY, "--device", "cuda", "--out", str(tmp_path)]) == 2
+@pytest.mark.parametrize("command", [
+    ["train", *_TINY], ["demo"],
+    ["trace", "--preset", "spikformer_4_64_digits", "--synthetic"]])
+def test_cuda_on_a_cpu_machine_is_a_one_line_error_before_any_work(command, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert exit_code([*command, "--device", "cuda", "--out", str(out)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+    assert not out.exists()  # no stage started, nothing half-written
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from sparsespikformer.analysis.cli.arg_groups import (
     add_progress_flag,
     add_runtime,
     progress_wanted,
+    runtime_of,
 )
 from sparsespikformer.analysis.cli.arg_types import output_folder
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsespikformer.analysis.demo import DemoConfig, run_demo
     from sparsespikformer.analysis.demo_summary import summary_table
 
+    runtime_of(args)  # a bad --device fails before the first stage starts
     config = DemoConfig(out_dir=Path(args.out), seed=args.seed, progress=progress_wanted(args),
                         device=args.device)
     if args.quick:

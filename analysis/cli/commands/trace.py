@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.synthetic:
         _real_stats_samples(args.real_stats_samples)  # reject bad input before loading
-    trace = _synthetic(args) if args.synthetic else _recorded(args)
+    runtime = runtime_of(args)  # a bad --device fails here, synthetic or not
+    trace = _synthetic(args) if args.synthetic else _recorded(args, runtime)
     path = trace.save(args.out)
     layers = trace.layers
     accuracy = trace.manifest["accuracy"]
@@ -96,13 +97,12 @@ def _synthetic(args: argparse.Namespace):
                            model_config=config.to_dict())
 
 
-def _recorded(args: argparse.Namespace):
+def _recorded(args: argparse.Namespace, runtime):
     import torch
 
     from sparsespikformer.analysis.cli.model_loading import load_model_for_data
     from sparsespikformer.model.tracing.record import record_trace
 
-    runtime = runtime_of(args)
     torch.manual_seed(args.seed)
     loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint,
                                           data=args.data, split=args.split,

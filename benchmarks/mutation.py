@@ -41,12 +41,15 @@ DEFAULT_FILES = (
     "simulator/pe_array.py", "simulator/mapping.py", "simulator/memory.py",
     "simulator/neuron_unit.py", "simulator/selector_unit.py", "simulator/tokens.py",
     "simulator/engine.py", "simulator/layer_table.py", "simulator/synthetic.py",
-    "model/tracing/counts.py",
+    "simulator/residency.py", "simulator/schedule.py", "simulator/imbalance.py",
+    "simulator/timing.py", "simulator/sram_table.py", "model/tracing/counts.py",
 )
 DEFAULT_TESTS = (
     "tests/simulator/test_components.py", "tests/simulator/test_engine.py",
     "tests/simulator/test_energy_per_action.py", "tests/simulator/test_fidelity.py",
     "tests/simulator/test_tokens.py", "tests/simulator/test_trace.py",
+    "tests/simulator/test_residency.py", "tests/simulator/test_schedule.py",
+    "tests/simulator/test_review_cases.py", "tests/simulator/test_sram_table.py",
     "tests/model/test_trace_counts.py",
 )
 STATUS_BY_EXIT_CODE = {0: "survived", 1: "killed", 3: "killed", 37: "killed"}

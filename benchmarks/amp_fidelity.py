@@ -8,6 +8,7 @@ images, flips of earlier layers included); and the largest change of a traced fi
 and the spike products run in float32 in every mode (model/nn/lif.py, attention.py).
 
     python benchmarks/amp_fidelity.py --checkpoint /tmp/dig/checkpoint.pt [--amp bf16 fp16]
+        [--preset NAME]   # a bare state dict, e.g. demo_run/lth/round_00/weights.pt
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ def spikes_and_logits(model, images: torch.Tensor, amp: str, batch: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--preset", help="for a bare state dict (e.g. an LTH round's weights)")
     parser.add_argument("--amp", nargs="+", default=["bf16", "fp16"])
     parser.add_argument("--batch", type=int, default=120)
     parser.add_argument("--trace-samples", type=int, default=256)
     args = parser.parse_args()
 
-    loaded, dataset = load_model_for_data(preset=None, checkpoint=args.checkpoint, data=None,
+    loaded, dataset = load_model_for_data(preset=args.preset, checkpoint=args.checkpoint, data=None,
                                           split="test")
     model = loaded.model.eval()
     images, labels = dataset.get_batch(torch.arange(len(dataset)))

@@ -17,6 +17,18 @@ import pytest
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 requires_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (the model side)")
 
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests (`pytestmark = pytest.mark.usefixtures(
+    "one_torch_thread")`): on a shared 2-core machine a second spinning thread only waits."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 # A test module needs torch when it imports torch or the model side at its top level.
 _NEEDS_TORCH = re.compile(r"^(?:import torch|from torch|from sparsespikformer\.model\b"
                           r"|import sparsespikformer\.model\b)", re.MULTILINE)

@@ -25,12 +25,7 @@ from sparsespikformer.model.training.loop import evaluate
 PRESET = "spikformer_4_64_digits"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _spiking(seed: int):

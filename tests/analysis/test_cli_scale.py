@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import exit_code
+from cli_helpers import assert_one_line_error, exit_code, with_paths
 
 from sparsespikformer.analysis.cli import main
 
@@ -20,12 +20,7 @@ _TINY = ["--preset", "spikformer_4_64_digits", "--depth", "1", "--embed-dim", "1
          "--timesteps", "1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -36,12 +31,10 @@ def one_thread():
     (["eval", "--device", "cuda:x", "--checkpoint", "X"], "expected cuda or cuda:N"),
 ])
 def test_bad_scale_flags_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
-    argv = [str(tmp_path / a) if a == "X" else a for a in argv]
+    argv = with_paths(argv, tmp_path)
     if argv[0] == "eval":
         torch.save({"metadata": {"preset": "spikformer_4_64_digits"}}, argv[-1])
-    assert exit_code(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert_one_line_error(argv, message, capsys)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

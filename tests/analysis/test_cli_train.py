@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from cli_helpers import exit_code
+from cli_helpers import assert_one_line_error, with_paths
 
 from sparsespikformer.analysis.cli import main
 from sparsespikformer.model.training.checkpoint import load_checkpoint
@@ -29,13 +29,7 @@ def _write_frames(root, count: int, steps: int = 2, side: int = 16, seed: int = 
                  labels=np.arange(count) % 3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine a second spinning thread only waits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +111,7 @@ def test_train_on_frames_fits_classes_channels_and_timesteps(tmp_path, capsys):
     (["train", "--seed", "-1", "--out", "X"], "argument --seed: expected an integer in 0.."),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
-    argv = [str(tmp_path / a) if a == "X" else a for a in argv]
-    assert exit_code(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert_one_line_error(with_paths(argv, tmp_path), message, capsys)
 
 
 def test_subprocess_exit_code_for_bad_data(tmp_path):

@@ -21,13 +21,7 @@ from sparsespikformer.model.training.devices import Runtime
 from sparsespikformer.model.training.evaluation import evaluate
 from sparsespikformer.model.training.loop import TrainConfig, train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_lif_membrane_stays_float32_for_half_precision_currents():

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from tiny_traces import gemm_row, make_trace
+from tiny_traces import gemm_row, lif_row, make_trace
 
 from sparsespikformer.simulator import load_hwconfig, simulate
 from sparsespikformer.simulator.residency import plan_residency
@@ -55,6 +55,19 @@ def test_hand_residency_layer_by_layer(capacity_kib, streamed_kib):
     assert plan.resident_bits.sum() == min(capacity_kib, 56) * KIB
 
 
+def test_the_plan_lists_only_tensors_with_weights():
+    """A LIF after each linear holds no weights: the plan has rows A, B, C only, as the
+    lone trace without them."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for name, k, n in (("A", 64, 128), ("B", 128, 128), ("C", 128, 256)):
+        x = (rng.random((1, 4, 16, k)) < 0.2).astype(float)
+        rows += [gemm_row(name, x, np.ones((k, n))), lif_row(f"{name}_lif", 4, 16, n)]
+    plan = weight_dram(make_trace(rows, T=4), 20).residency
+    assert list(plan.tensor) == ["A", "B", "C"]
+    assert plan.stored_bits.tolist() == [8 * KIB, 16 * KIB, 32 * KIB]
+
+
 def test_hand_residency_ranks_tensors_by_fetches_saved_per_bit():
     """Timestep outermost (network): A, B, C are fetched T = 4 times per inference, the head
     (once per image) once. 40 KiB: A 8 + B 16 + 16 of C resident (f = 4 first), the head
@@ -65,6 +78,7 @@ def test_hand_residency_ranks_tensors_by_fetches_saved_per_bit():
     plan = result.residency.set_index("tensor")
     assert plan.resident_bits.to_dict() == {"A": 8 * KIB, "B": 16 * KIB, "C": 16 * KIB,
                                             "head": 0.0}
+    assert plan.fetches_per_inference.to_dict() == {"A": 4, "B": 4, "C": 4, "head": 1}
 
 
 def test_closed_form_dram_t4_serial_output_stationary_half_memory():

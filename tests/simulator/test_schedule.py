@@ -80,6 +80,21 @@ def test_fused_latency_lies_between_the_busiest_resource_and_the_sum():
             assert resources.max() <= pair <= np.ceil(resources.sum())
 
 
+@pytest.mark.parametrize("compute, levels, stall, fill, expected", [
+    # GEMM alone ceil(max(10, 6) + 3) = 13; pair: busiest max(10, 4, 6 + 2) = 10, + fill 1,
+    # under the sum 10 + 4 + 8 = 22, + both stalls 3 + 2: 16; the LIF row gets 16 - 13 = 3
+    ([10.0, 4.0], [[6.0, 2.0]], [3.0, 2.0], [0.0, 1.0], [13.0, 3.0]),
+    # the sum binds: busiest 2 + fill 10 = 12 > 2 + 1 + (1 + 1) = 5; GEMM alone 2, LIF 3
+    ([2.0, 1.0], [[1.0, 1.0]], [0.0, 0.0], [0.0, 10.0], [2.0, 3.0]),
+    # a LIF hidden entirely behind its GEMM adds nothing: pair 10 = GEMM alone, LIF 0
+    ([10.0, 0.0], [[5.0, 0.0]], [0.0, 0.0], [0.0, 0.0], [10.0, 0.0]),
+])
+def test_fused_pair_cycles_worked_on_paper(compute, levels, stall, fill, expected):
+    cycles = layer_cycles(np.array(compute), np.array(levels), np.array(stall),
+                          np.array([True, False]), np.array(fill))
+    assert cycles.tolist() == expected
+
+
 @pytest.mark.parametrize("mode", ["none", "gate", "skip"])
 def test_a_replayed_value_costs_its_slots_under_every_sparsity_policy(mode):
     """Integer inputs 0, 2 or 3 on a dense 4 -> 5 linear: a value v is v accumulate slots

@@ -115,6 +115,11 @@ class BatchSource:
     def raw_batch(self, indices: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """One sample (model input, label), through the same path as a batch."""
+        images, labels = self.get_batch(torch.tensor([index]))
+        return images[0], int(labels[0])
+
     def get_batch(self, indices: torch.Tensor, generator: torch.Generator | None = None, *,
                   rows: torch.Tensor | None = None, device: torch.device | None = None,
                   augment: BatchAugment | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,10 +155,6 @@ class InMemoryDataset(BatchSource):
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        images, labels = self.get_batch(torch.tensor([index]))
-        return images[0], int(labels[0])
 
     def raw_batch(self, indices: torch.Tensor) -> torch.Tensor:
         return self.samples[indices]

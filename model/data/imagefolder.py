@@ -106,10 +106,6 @@ class ImageFolderDataset(BatchSource):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        images, labels = self.get_batch(torch.tensor([index]))
-        return images[0], int(labels[0])
-
     def decode(self, index: int) -> torch.Tensor:
         """Image `index` as [0, 1] pixels (3, H, W), resized, not normalised."""
         path = self.items[index][0]

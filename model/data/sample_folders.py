@@ -116,10 +116,6 @@ class FolderSampleDataset(BatchSource):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        images, labels = self.get_batch(torch.tensor([index]))
-        return images[0], int(labels[0])
-
     def _sample(self, index: int) -> np.ndarray:
         path = self.items[index][0]
         sample = self.decode(path)

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(one_thread, tmp_path_factory):
+def trained(one_torch_thread, tmp_path_factory):
     """One epoch of the digits preset on a small batch budget, via the CLI."""
     out = tmp_path_factory.mktemp("run")
     code = main(["train", *_TINY, "--data", "digits", "--epochs", "1", "--batch-size", "128",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsespikformer.simulator import load_hwconfig
+from sparsespikformer.simulator import load_hwconfig, simulate, synthetic_trace
 from sparsespikformer.simulator.memory import (
     MemoryTraffic,
     memory_activities,
@@ -102,3 +102,33 @@ def test_each_access_is_priced_in_words_at_its_own_constant():
     assert set(got) == set(expected)
     for key, values in expected.items():
         assert got[key] == pytest.approx(values, rel=1e-12), key
+
+
+ATTENTION_AND_POOL = [
+    dict(layer="qk", kind="attn_qk", block=0, tokens_in=16, tokens_out=16, in_numel=128,
+         out_numel=512, gemm_m=16, gemm_n=16, gemm_k=4, gemm_groups=2, weight_numel=0),
+    dict(layer="pool", kind="pool", block=-1, tokens_in=16, tokens_out=4, in_numel=128,
+         out_numel=32, gemm_m=0, gemm_n=0, gemm_k=0, gemm_groups=0, weight_numel=0),
+]
+
+
+def test_attention_operands_and_pooling_spikes_on_chip():
+    """T = 4, serial time, 16 x 16 output stationary, buffers large enough not to spill.
+
+    Q·Kᵀ (2 heads, M = N = 16 tokens, K = 4 features): one row fold and one column fold, so
+    the K spikes (the operand set, 2 x 4 x 16 = 128 bits a timestep) are read once per
+    timestep: 512 bits; Q, each element once: 4 x 2 x 16 x 4 = 512 bits; 1024 bits = 16
+    spike-buffer words of 64 bits. Its 2 x 16 x 16 x 4 = 2048 sums of 24 bits go to the
+    global buffer (no LIF follows): 49,152 bits = 192 words of 256.
+    Max-pool: reads its 128 x 4 = 512 input spikes (8 words), writes 32 x 4 = 128 (2 words).
+    """
+    hw = load_hwconfig("sparse_int8_45nm", {"spike_buffer.size_kib": 4096,
+                                            "global_buffer.size_kib": 4096})
+    trace = synthetic_trace(ATTENTION_AND_POOL, firing_rate=0.25, timesteps=4)
+    layers = simulate(trace, hw).layers.set_index(["layer", "component", "action"])["count"]
+    assert layers[("qk", "spike_buffer", "read")] == 16
+    assert layers[("qk", "global_buffer", "write")] == 192
+    assert layers[("pool", "spike_buffer", "read")] == 8
+    assert layers[("pool", "spike_buffer", "write")] == 2
+    assert ("qk", "spike_buffer", "write") not in layers.index
+    assert simulate(trace, hw).totals["dram_bits"] == 0

@@ -41,6 +41,12 @@ def test_rle_fill_entries_worked_on_paper():
     fills = 31 * q / (1 - q)
     assert rle_fill_entries(NUMEL, NNZ, 4)[0] == pytest.approx(fills, rel=1e-12)
     assert rle_fill_entries(NUMEL, np.array([0.0]), 4)[0] == 6.0
+    # one non-zero weight of 100 is random-position coding, not an all-zero run:
+    # q = 0.99^16, (1 + 1) q / (1 - q) = 11.47 fills; an empty tensor needs none
+    q_one = 0.99 ** 16
+    assert rle_fill_entries(NUMEL, np.array([1.0]), 4)[0] == pytest.approx(
+        2 * q_one / (1 - q_one), rel=1e-12)
+    assert rle_fill_entries(np.array([0.0]), np.array([0.0]), 4)[0] == 0.0
     values, metadata = weight_storage_bits(NUMEL, NNZ, ROWS, fmt="rle", value_bits=8,
                                            index_bits=4)
     assert (values[0], metadata[0]) == pytest.approx(((30 + fills) * 8, (30 + fills) * 4))

@@ -124,7 +124,7 @@ def _simulate(trace: Trace, hw: HwConfig) -> SimResult:
                                             * hw.neuron_unit.updates_per_cycle))
     latency_cycles = layer_cycles(compute, levels, stall, schedule.fused, fill)
     clock_hz = hw.clock_mhz * HZ_PER_MHZ
-    leakage_pj = hw.total_leakage_mw * (latency_cycles / clock_hz) * PJ_PER_MILLIJOULE
+    leakage_pj = leakage_energy_pj(hw, latency_cycles / clock_hz)
 
     activities = [
         *pe_activities(work, gemm_cycles, compare_cycles, hw),
@@ -195,6 +195,12 @@ def residency_activities(plan: ResidencyPlan) -> list[Activity]:
             Activity("weight_memory", "resident_bits", plan.resident_bits, zeros, zeros)]
 
 
+def leakage_energy_pj(hw: HwConfig, seconds: float | np.ndarray) -> float | np.ndarray:
+    """Static energy (pJ) of the chip over `seconds`: logic plus every SRAM's leakage (mW);
+    mW x s = mJ = 1e9 pJ."""
+    return hw.total_leakage_mw * seconds * PJ_PER_MILLIJOULE
+
+
 def _cold_start(hw: HwConfig, plan: ResidencyPlan, totals: dict[str, float],
                 traffic: MemoryTraffic) -> dict[str, float]:
     """Batch, weight bits, and the first batch's per-inference cost: the resident weights are
@@ -206,7 +212,7 @@ def _cold_start(hw: HwConfig, plan: ResidencyPlan, totals: dict[str, float],
     load_s = resident / dram_bits_per_cycle(hw) / (hw.clock_mhz * HZ_PER_MHZ)
     # the chip leaks while it waits for the load, as during any other cycle
     load_pj = (resident * hw.dram.energy_pj_per_bit + resident / wm.word_bits * wm.write_pj
-               + hw.total_leakage_mw * load_s * PJ_PER_MILLIJOULE)
+               + leakage_energy_pj(hw, load_s))
     return {
         "batch": float(batch),
         "batch_latency_s": totals["latency_s"] * batch,

@@ -97,7 +97,7 @@ SAMPLE_ROW_EVENTS_ARRAY = "sample_row_events"
 
 # Layer columns renamed in version 2: old name -> new name.
 V1_RENAMED_COLUMNS = {"in_firing_rate": "in_nonzero_fraction",
-                       "out_firing_rate": "out_nonzero_fraction"}
+                      "out_firing_rate": "out_nonzero_fraction"}
 
 
 def upgrade(manifest: Mapping[str, Any], layers: pd.DataFrame

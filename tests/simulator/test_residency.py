@@ -56,8 +56,8 @@ def test_hand_residency_layer_by_layer(capacity_kib, streamed_kib):
 
 
 def test_the_plan_lists_only_tensors_with_weights():
-    """A LIF after each linear holds no weights: the plan has rows A, B, C only, as the
-    lone trace without them."""
+    """A LIF after each linear holds no weights: the plan has rows for A, B and C only,
+    each with its own stored bits (8, 16 and 32 KiB)."""
     rng = np.random.default_rng(1)
     rows = []
     for name, k, n in (("A", 64, 128), ("B", 128, 128), ("C", 128, 256)):

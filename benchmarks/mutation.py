@@ -50,7 +50,9 @@ DEFAULT_TESTS = (
     "tests/simulator/test_tokens.py", "tests/simulator/test_trace.py",
     "tests/simulator/test_residency.py", "tests/simulator/test_schedule.py",
     "tests/simulator/test_review_cases.py", "tests/simulator/test_sram_table.py",
-    "tests/model/test_trace_counts.py",
+    "tests/simulator/test_schedule_live_sets.py", "tests/simulator/test_layer_table_fields.py",
+    "tests/simulator/test_memory_formulas.py", "tests/simulator/test_imbalance.py",
+    "tests/simulator/test_config.py", "tests/model/test_trace_counts.py",
 )
 STATUS_BY_EXIT_CODE = {0: "survived", 1: "killed", 3: "killed", 37: "killed"}
 # mutmut's other codes: 5 / 33 no tests, 34 skipped, 35 suspicious, 36 / 24 / 152 / 255

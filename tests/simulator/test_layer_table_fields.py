@@ -93,7 +93,7 @@ def hand_trace():
     return make_trace(rows, T=T)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutation testing attributes a build to each test that uses it
 def table():
     return build_layer_table(hand_trace())
 
@@ -121,6 +121,14 @@ def test_selector_second_linear_share(table):
     """gemm_extra = dense MACs / (T·groups·M·N·K): 3 on the tiny selector linear, 1 on every
     other row (the LIF and the weightless selector have no GEMM: 1 by definition)."""
     assert list(table.gemm_extra) == [1, 1, 1, 1, 3, 1, 1, 1]
+
+
+def test_a_one_step_one_mac_selector_linear_keeps_its_share():
+    """T = 1 and a 1x1x1 GEMM: T·groups·M·N·K = 1, dense MACs 3: gemm_extra 3."""
+    row, arrays = gemm_row("sel.1.mlp.2", np.ones((1, 1, 1, 1)), np.ones((1, 1)),
+                           kind="selector", block=1)
+    row["dense_macs"] = 3.0
+    assert list(build_layer_table(make_trace([(row, arrays)], T=1)).gemm_extra) == [3.0]
 
 
 def test_per_sample_ratios_to_each_layer_mean(table):

@@ -60,7 +60,7 @@ def _head():
     return gemm_row("head", x, np.ones((3, 2)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutation testing attributes a build to each test that uses it
 def table():
     rows = [lif_row("stem_lif", T, 4, 3),
             _linear("b0.q", 0, 4, 3, 5, 3.0), lif_row("b0.q_lif", T, 4, 5, block=0),
@@ -128,6 +128,16 @@ def test_lif_tile_neurons_per_dataflow(table, dataflow, tiles):
     assert list(s.tile_neurons) == list(lif_values(tiles))
 
 
+def test_one_table_swept_over_dataflows_keeps_each_arrays_tiles(table):
+    """A sweep reuses one layer table for every config: the per-table cache of LIF tiles
+    is keyed by the array shape and dataflow, so each config sees its own tiles."""
+    expected = {"output_stationary": [0, 12, 9, 8, 6], "weight_stationary": [0, 16, 12, 8, 6],
+                "input_stationary": [0, 20, 12, 12, 6]}
+    for dataflow in [*expected, *reversed(expected)]:
+        s = schedule_for(table, **{"pe_array.dataflow": dataflow})
+        assert list(s.tile_neurons) == list(lif_values(expected[dataflow]))
+
+
 @pytest.mark.parametrize("batch", [1, 3])
 def test_membrane_live_sets_per_time_loop(table, batch):
     """Layer by layer: inside the tile, one output tile's membranes (OS tiles 12, 9, 8, 6
@@ -139,12 +149,13 @@ def test_membrane_live_sets_per_time_loop(table, batch):
     assert list(layer.membrane_live_bits[OUTSIDE]) == list(
         lif_values([192 * batch, 320 * batch, 192 * batch, 192 * batch, 96 * batch]))
     network = schedule_for(table, **{"schedule.batch": batch, "schedule.time_loop": "network"})
+    assert len(network.membrane_live_bits) == 2  # one per placement
     for placement in (INSIDE, OUTSIDE):
         assert list(network.membrane_live_bits[placement]) == list(lif_values(992 * batch))
     parallel = schedule_for(table, **{"schedule.batch": batch,
                                       "policies.time_handling": "parallel"})
-    assert not np.any(parallel.membrane_live_bits[INSIDE])
-    assert not np.any(parallel.membrane_live_bits[OUTSIDE])
+    for live in parallel.membrane_live_bits:
+        assert live.shape == (11,) and not np.any(live)
     assert layer.batch == network.batch == batch
 
 
@@ -227,8 +238,10 @@ def test_partial_sum_live_sets_worked_on_paper(table):
                                       "schedule.time_loop": "network"})
     assert _psums(parallel, INPUTS_OUTER, INSIDE) == rows_of(8 * 3, 4 * 6)
     os_ = schedule_for(table)
-    for key in os_.psum_live_bits:
-        assert not np.any(os_.psum_live_bits[key])
+    assert set(os_.psum_live_bits) == {(order, placement) for order in (WEIGHTS_OUTER, INPUTS_OUTER)
+                                       for placement in (INSIDE, OUTSIDE)}
+    for live in os_.psum_live_bits.values():
+        assert live.shape == (11,) and live.dtype == np.float64 and not np.any(live)
 
 
 @pytest.mark.parametrize("loop_order, placement, expected", [

@@ -1,5 +1,7 @@
 """Capacity-aware SRAM costs (`auto`) against published figures and held-out CACTI runs."""
 
+import math
+
 import pytest
 
 from sparsespikformer.simulator import HwConfigError, load_hwconfig, simulate, synthetic_trace
@@ -80,11 +82,69 @@ def test_below_the_smallest_capacity_the_smallest_capacitys_costs_are_kept():
         assert sram_costs(45, tiny_kib, 64).leakage_mw == smallest.leakage_mw
 
 
+def test_above_the_largest_capacity_the_last_segment_is_extended():
+    """log(value) keeps the slope of the 8 MiB -> 16 MiB segment: at 32 MiB, 64 bits, a read
+    costs 351.272 x (351.272 / 254.905) pJ; at 64 MiB once more that ratio."""
+    last, before = 351.272, 254.905
+    assert sram_costs(45, 32768, 64).read_pj == pytest.approx(last ** 2 / before, rel=1e-9)
+    assert sram_costs(45, 65536, 64).read_pj == pytest.approx(last ** 3 / before ** 2,
+                                                              rel=1e-9)
+
+
 def test_widths_outside_the_table_keep_the_energy_per_bit():
-    base = sram_costs(45, 64, 64)
-    half = sram_costs(45, 64, 32)
-    assert half.read_pj == pytest.approx(base.read_pj / 2)
-    assert half.leakage_mw == base.leakage_mw
+    """Below 64 bits and above 1024 bits the nearest width's costs are kept per bit: 32 bits
+    half the 64-bit energies, 2048 bits twice the 1024-bit ones; leakage and area per KiB
+    as at the nearest width."""
+    for narrow, wide, ratio in ((64, 32, 0.5), (1024, 2048, 2.0)):
+        base, other = sram_costs(45, 64, narrow), sram_costs(45, 64, wide)
+        assert other.read_pj == pytest.approx(base.read_pj * ratio)
+        assert other.write_pj == pytest.approx(base.write_pj * ratio)
+        assert other.leakage_mw == base.leakage_mw
+        assert other.area_mm2_per_kib == base.area_mm2_per_kib
+
+
+def geometric(a, b, t):
+    """log-linear interpolation: a at t = 0, b at t = 1."""
+    return a ** (1 - t) * b ** t
+
+
+# Table rows (KiB, bits): read pJ, write pJ, leakage mW, area mm2 (SRAM_TABLE_45NM)
+ROW_64_64 = (25.8695, 19.6486, 0.00167027, 0.209046)
+ROW_64_128 = (39.332, 36.0435, 0.00165181, 0.187953)
+ROW_64_256 = (51.7987, 66.2387, 0.00165989, 0.198942)
+ROW_64_512 = (76.7312, 126.628, 0.00167152, 0.221984)
+ROW_64_1024 = (126.605, 247.417, 0.00169859, 0.268744)
+ROW_128_64 = (32.2859, 26.065, 0.00334055, 0.429589)
+ROW_128_128 = (50.2566, 46.968, 0.00330362, 0.41348)
+
+
+@pytest.mark.parametrize("kib, bits, expected", [
+    # 96 bits at a tabulated capacity: t = log2(96 / 64) between the 64- and 128-bit rows
+    (64, 96, [geometric(a, b, math.log2(1.5)) for a, b in zip(ROW_64_64, ROW_64_128)]),
+    (64, 112, [geometric(a, b, math.log2(112 / 64)) for a, b in zip(ROW_64_64, ROW_64_128)]),
+    # between the next pairs of widths: 128-256 and 512-1024 (the last segment)
+    (64, 192, [geometric(a, b, math.log2(1.5)) for a, b in zip(ROW_64_128, ROW_64_256)]),
+    (64, 768, [geometric(a, b, math.log2(1.5)) for a, b in zip(ROW_64_512, ROW_64_1024)]),
+    # 96 KiB and 96 bits: first along capacity (s = log2(96 / 64)) for both widths, then
+    # along width
+    (96, 96, [geometric(geometric(a, c, math.log2(1.5)), geometric(b, d, math.log2(1.5)),
+                        math.log2(1.5))
+              for a, b, c, d in zip(ROW_64_64, ROW_64_128, ROW_128_64, ROW_128_128)]),
+])
+def test_between_tabulated_widths_log_values_are_linear_in_log_width(kib, bits, expected):
+    read, write, leakage, area = expected
+    costs = sram_costs(45, kib, bits)
+    assert costs.read_pj == pytest.approx(read, rel=1e-9)
+    assert costs.write_pj == pytest.approx(write, rel=1e-9)
+    assert costs.leakage_mw == pytest.approx(leakage, rel=1e-9)
+    assert costs.area_mm2_per_kib == pytest.approx(area / kib, rel=1e-9)
+
+
+def test_tabulated_widths_return_the_tables_rows():
+    for kib, bits, row in ((64, 64, ROW_64_64), (64, 128, ROW_64_128), (128, 128, ROW_128_128)):
+        costs = sram_costs(45, kib, bits)
+        assert (costs.read_pj, costs.write_pj, costs.leakage_mw, costs.area_mm2_per_kib) == \
+            pytest.approx((*row[:3], row[3] / kib), rel=1e-9)
 
 
 def test_auto_keys_resolve_to_numbers_and_follow_an_overridden_size():

@@ -149,7 +149,8 @@ def _apply_keep_ratio(shapes: pd.DataFrame, keep_ratio: float) -> pd.DataFrame:
     everywhere = np.ones(len(shapes), dtype=bool)
     shapes["tokens_in"], shapes["tokens_out"] = (shrunk("tokens_in", everywhere),
                                                  shrunk("tokens_out", everywhere))
-    scale = np.where(later & ~attention, kept / np.maximum(tokens, 1), 1.0)
+    # a row with no known token count has nothing to shrink: its sizes stay as given
+    scale = np.where(later & ~attention & (tokens > 0), kept / np.maximum(tokens, 1), 1.0)
     gemm = {c: shapes[c].to_numpy() for c in ("gemm_m", "gemm_n", "gemm_k", "gemm_groups")}
     product_in = gemm["gemm_groups"] * gemm["gemm_m"] * gemm["gemm_k"]
     product_out = gemm["gemm_groups"] * gemm["gemm_m"] * gemm["gemm_n"]

@@ -86,3 +86,15 @@ def test_unfused_parked_sums_join_the_live_set():
     spill = 1 - 1024 / 1664
     assert tight["b0.proj"] == pytest.approx(1536 * spill)
     assert tight["b0.proj_lif"] == pytest.approx((1536 + 64) * spill)
+
+
+@pytest.mark.parametrize("input_sparsity, adds", [("skip", 16), ("none", 64)])
+def test_residual_adds_take_neuron_unit_cycles(input_sparsity, adds):
+    """proj_lif updates 4 x 8 neurons x 2 timesteps = 64 membranes and adds into the stream
+    once per spike (16) when zero spikes are skipped, once per update (64) when they are not;
+    its 16 neuron units do one update or add a cycle: ceil((64 + adds) / 16) cycles."""
+    hw = load_hwconfig("sparse_int8_45nm", {"policies.input_sparsity": input_sparsity})
+    result = simulate(block_trace(), hw)
+    assert counts(result)[("b0.proj_lif", "neuron_unit", "residual_add")] == adds
+    compute = result.per_layer.set_index("layer")["compute_cycles"]
+    assert compute["b0.proj_lif"] == np.ceil((64 + adds) / 16)

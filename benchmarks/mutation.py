@@ -54,6 +54,7 @@ DEFAULT_TESTS = (
     "tests/simulator/test_memory_formulas.py", "tests/simulator/test_imbalance.py",
     "tests/simulator/test_config.py", "tests/simulator/test_engine_outputs.py",
     "tests/simulator/test_memory_live_sets.py", "tests/simulator/test_synthetic_worked.py",
+    "tests/simulator/test_mapping_worked.py",
     "tests/model/test_trace_counts.py", "tests/model/test_count_kernels.py",
     "tests/model/test_tensor_stats.py",
 )

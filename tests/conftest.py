@@ -29,6 +29,7 @@ def one_torch_thread():
     yield
     torch.set_num_threads(threads)
 
+
 # A test module needs torch when it imports torch or the model side at its top level.
 _NEEDS_TORCH = re.compile(r"^(?:import torch|from torch|from sparsespikformer\.model\b"
                           r"|import sparsespikformer\.model\b)", re.MULTILINE)

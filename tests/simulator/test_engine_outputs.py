@@ -4,7 +4,7 @@ start worked on paper."""
 
 import numpy as np
 import pytest
-from tiny_traces import gemm_row, lif_row, make_trace
+from tiny_traces import gemm_row, lif_row, make_trace, os_reference_cycles
 
 from sparsespikformer.simulator import load_hwconfig, simulate
 from sparsespikformer.simulator.engine import _percentiles
@@ -18,20 +18,6 @@ def test_latency_percentiles_are_numpys_linear_percentiles(size):
     values = np.random.default_rng(size).uniform(0, 100, size=size)
     percents = (0, 37, 50, 95, 100)
     assert _percentiles(values, percents) == pytest.approx(np.percentile(values, percents))
-
-
-def sample_cycles(x, rows, cols, n, stack_time):
-    """The fold rule on one sample's inputs x (T, M, K), by brute force: each fold of `rows`
-    GEMM rows x `cols` outputs streams as long as its busiest row's events, plus the fill
-    R + C - 2; -1 per run. Serial time: one run per timestep. Parallel: one run over the
-    T x M rows stacked timestep after timestep."""
-    runs = [np.abs(x).sum(-1).reshape(-1)] if stack_time else list(np.abs(x).sum(-1))
-    total = 0.0
-    for work in runs:
-        folds = [rows + cols - 2 + work[m0:m0 + rows].max()
-                 for m0 in range(0, work.size, rows) for _ in range(0, n, cols)]
-        total += sum(folds) - 1
-    return total
 
 
 def uneven_samples(seed):
@@ -48,12 +34,14 @@ def uneven_samples(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mean_and_percentile_latencies_follow_each_samples_fold_rule(seed, time_handling):
     """Weights streamed dense (no weight skipping): each sample's cycles depend on its own
-    events only. Mean, p50 and p95 of the brute-force per-sample cycles (numpy percentiles)."""
+    events only. Mean, p50 and p95 of the brute-force per-sample cycles (the fold rule,
+    serial or over time-stacked rows; numpy percentiles)."""
     x, w = uneven_samples(seed)
     hw = load_hwconfig("dense_systolic", {**EXACT_OS, "policies.weight_sparsity": "none",
                                           "policies.time_handling": time_handling})
     totals = simulate(make_trace([gemm_row("fc", x, w)], T=2), hw).totals
-    per_sample = [sample_cycles(s, 4, 4, 7, time_handling == "parallel") for s in x]
+    per_sample = [os_reference_cycles(s, w, 4, 4, stack_time=time_handling == "parallel")
+                  for s in x]
     clock_hz = hw.clock_mhz * 1e6
     assert totals["cycles"] == pytest.approx(np.mean(per_sample), abs=1.0)
     p50, p95 = np.percentile(per_sample, (50, 95)) / clock_hz

@@ -3,13 +3,9 @@ cycles, worked on paper (mapping.py)."""
 
 import numpy as np
 import pytest
-from tiny_traces import gemm_row, make_trace
+from tiny_traces import action_counts, gemm_row, make_trace
 
 from sparsespikformer.simulator import load_hwconfig, simulate
-
-
-def breakdown(trace, hw):
-    return simulate(trace, hw).layers.set_index(["layer", "component", "action"])["count"]
 
 
 def test_input_stationary_reads_weights_per_column_fold_and_parks_sums_per_k_fold():
@@ -27,7 +23,7 @@ def test_input_stationary_reads_weights_per_column_fold_and_parks_sums_per_k_fol
     hw = load_hwconfig("sparse_int8_45nm", {"pe_array.dataflow": "input_stationary",
                                             "global_buffer.size_kib": 4096,
                                             "spike_buffer.size_kib": 4096})
-    counts = breakdown(trace, hw)
+    counts = action_counts(simulate(trace, hw))
     assert counts[("fc", "weight_memory", "read_values")] == pytest.approx(30)
     assert counts[("fc", "weight_memory", "read_metadata")] == pytest.approx(3.75)
     assert counts[("fc", "global_buffer", "read")] == pytest.approx(45)

@@ -15,7 +15,7 @@ block for both timesteps (128 bits a sample).
 
 import numpy as np
 import pytest
-from tiny_traces import gemm_row, lif_row, make_trace
+from tiny_traces import action_counts, gemm_row, lif_row, make_trace
 
 from sparsespikformer.simulator import load_hwconfig, simulate
 
@@ -31,14 +31,11 @@ def block_trace():
                        lif_row("b0.fc1_lif", T, 4, 5, block=0)], T=T)
 
 
-def counts(result):
-    return result.layers.set_index(["layer", "component", "action"])["count"]
-
 
 def test_residual_adds_read_and_write_their_stream_values_in_the_global_buffer():
     """16 adds x 2-bit values, read and written back: 32 bits = 1/8 of a 256-bit word each
     way; fused, the GEMM hands its sums to the LIF without the buffer."""
-    layers = counts(simulate(block_trace(), load_hwconfig("sparse_int8_45nm")))
+    layers = action_counts(simulate(block_trace(), load_hwconfig("sparse_int8_45nm")))
     assert layers[("b0.proj_lif", "global_buffer", "read")] == pytest.approx(32 / 256)
     assert layers[("b0.proj_lif", "global_buffer", "write")] == pytest.approx(32 / 256)
     assert layers[("b0.proj_lif", "neuron_unit", "residual_add")] == pytest.approx(16)
@@ -49,7 +46,7 @@ def test_unfused_sums_are_parked_and_read_back():
     """Unfused, proj writes its 4 x 8 x 2 = 64 sums of 24 bits (1536 bits = 6 words) and its
     LIF reads them back, besides the stream's 32 bits each way."""
     hw = load_hwconfig("sparse_int8_45nm", {"schedule.lif_fusion": "unfused"})
-    layers = counts(simulate(block_trace(), hw))
+    layers = action_counts(simulate(block_trace(), hw))
     assert layers[("b0.proj", "global_buffer", "write")] == pytest.approx(1536 / 256)
     assert layers[("b0.proj_lif", "global_buffer", "read")] == pytest.approx((1536 + 32) / 256)
     assert layers[("b0.proj_lif", "global_buffer", "write")] == pytest.approx(32 / 256)
@@ -95,6 +92,6 @@ def test_residual_adds_take_neuron_unit_cycles(input_sparsity, adds):
     its 16 neuron units do one update or add a cycle: ceil((64 + adds) / 16) cycles."""
     hw = load_hwconfig("sparse_int8_45nm", {"policies.input_sparsity": input_sparsity})
     result = simulate(block_trace(), hw)
-    assert counts(result)[("b0.proj_lif", "neuron_unit", "residual_add")] == adds
+    assert action_counts(result)[("b0.proj_lif", "neuron_unit", "residual_add")] == adds
     compute = result.per_layer.set_index("layer")["compute_cycles"]
     assert compute["b0.proj_lif"] == np.ceil((64 + adds) / 16)

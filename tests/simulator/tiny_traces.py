@@ -125,17 +125,23 @@ def make_trace(rows_arrays, T):
     return Trace(manifest=manifest, layers=pd.DataFrame(rows), arrays=arrays)
 
 
-def os_reference_cycles(cols, w_kn, rows, cols_pe):
+def os_reference_cycles(cols, w_kn, rows, cols_pe, stack_time=False):
     """The simulator's own output-stationary fold rule by brute force, one sample: per run
-    (timestep) and fold (R consecutive rows x C output channels) the fold streams as long as
-    its busiest row's events (value v = v events), plus fill/drain R + C - 2; SCALE-Sim's -1
-    per run. cols: (T, M, K); w_kn: (K, N)."""
-    T, M, _ = cols.shape
+    and fold (R consecutive rows x C output channels) the fold streams as long as its busiest
+    row's events (value v = v events), plus fill/drain R + C - 2; SCALE-Sim's -1 per run.
+    A run is a timestep, or with `stack_time` (time-parallel) one run over the T x M rows
+    stacked timestep after timestep. cols: (T, M, K); w_kn: (K, N)."""
     N = w_kn.shape[1]
+    work = np.abs(cols).sum(-1)  # (T, M) events per row
+    runs = [work.reshape(-1)] if stack_time else list(work)
     total = 0.0
-    for t in range(T):
-        work = np.abs(cols[t]).sum(1)
-        run = sum(rows + cols_pe - 2 + work[m0:m0 + rows].max()
-                  for m0 in range(0, M, rows) for _ in range(0, N, cols_pe))
+    for run_work in runs:
+        run = sum(rows + cols_pe - 2 + run_work[m0:m0 + rows].max()
+                  for m0 in range(0, run_work.size, rows) for _ in range(0, N, cols_pe))
         total += run - 1
     return total
+
+
+def action_counts(result):
+    """A simulation's breakdown counts indexed by (layer, component, action)."""
+    return result.layers.set_index(["layer", "component", "action"])["count"]
